@@ -1,0 +1,457 @@
+import fs from 'node:fs'
+import { LRUCache } from 'lru-cache'
+import { DaxKVError, ErrorCode } from './errors.js'
+import { keyFromBytes, keyToBytes, valueCodec, type Key, type KeyEncoding, type ValueCodec, type ValueEncoding } from './encoding.js'
+import { BATCH_HEADER_BYTES, RECORD_DEL, RECORD_PUT } from './format/constants.js'
+import { recordBytes, type EncodedOp } from './format/batch.js'
+import { LogStore } from './engine/log-store.js'
+import type { RecoveryReport } from './engine/recovery.js'
+import { chooseGeometry, formatSuperblocks } from './engine/superblock-io.js'
+import type { Bound } from './engine/sorted-keys.js'
+import { createDaxfile, openDaxfile, type ModeRequest, type OpenedFile } from './platform/daxfile.js'
+import type { DomainKind, PersistenceDomain } from './platform/domain.js'
+import { native } from './platform/native.js'
+import { parseSize } from './size.js'
+
+/** Options of {@link open}. */
+export interface OpenOptions {
+  /** Size of a new daxfile: bytes or a string such as `'64MiB'`. Ignored when the file exists. Default `'64MiB'`. */
+  size?: number | string
+  /** Create the daxfile if it does not exist. Default `true`. */
+  create?: boolean
+  /** Value encoding: `'msgpack'` (default), `'json'`, `'utf8'` (strings) or `'binary'` (Uint8Array). */
+  valueEncoding?: ValueEncoding
+  /** Key encoding: `'utf8'` (default; keys are returned as strings) or `'binary'` (returned as Buffers). Both accept strings and Uint8Arrays. */
+  keyEncoding?: KeyEncoding
+  /** Decoded values kept in an LRU cache, in entries; `0` disables it. Default 10 000. Cached values are shared: treat what `get` returns as read-only. */
+  cacheSize?: number
+  /** Acknowledge a write only once it is durable. Default `true`; `false` survives a process crash but not a power failure. */
+  sync?: boolean
+  /**
+   * Durability mode: `'auto'` (default: `'dax'` when the kernel grants MAP_SYNC, else `'msync'`),
+   * `'dax'` (fail unless DAX), `'msync'`, or `'forced-dax'` (cache flushes on non-DAX memory: for
+   * benchmarks only, not durable against power failure). The environment variable `DAXKV_MODE` sets the default.
+   */
+  mode?: ModeRequest
+  /** Segment size of a new daxfile (power of two, 64 KiB to 256 MiB). Default: up to 4 MiB, at least 8 segments. A value must fit in one segment. */
+  segmentSize?: number | string
+}
+
+/** One operation of {@link DaxKV.batch}. */
+export type BatchOperation<V = unknown> = { type: 'put'; key: Key; value: V } | { type: 'del'; key: Key }
+
+/** Bounds and direction of a range scan; keys compare bytewise. */
+export interface RangeOptions {
+  gt?: Key
+  gte?: Key
+  lt?: Key
+  lte?: Key
+  /** Descending order. Default `false`. */
+  reverse?: boolean
+  /** At most this many entries; `-1` or absent means no limit. */
+  limit?: number
+}
+
+/** What {@link DaxKV.stats} reports. */
+export interface Stats {
+  readonly mode: DomainKind
+  readonly path: string
+  readonly sync: boolean
+  readonly keys: number
+  readonly fileBytes: number
+  readonly segmentBytes: number
+  readonly segments: number
+  readonly segmentsInUse: number
+  readonly usedBytes: number
+  readonly batchesWritten: number
+  readonly recordsWritten: number
+  readonly bytesAppended: number
+  readonly cache: { readonly entries: number; readonly hits: number; readonly misses: number }
+  /** The cache-line write-back instruction in use in dax and forced-dax modes. */
+  readonly flushInstruction: string | undefined
+  readonly crc32c: string
+  /** statx's DAX attribute of the file (null when unknown or simulated). */
+  readonly statxDax: boolean | null
+  readonly recovery: RecoveryReport
+}
+
+interface PendingUnit {
+  readonly ops: EncodedOp[]
+  readonly bytes: number
+  readonly resolve: () => void
+  readonly reject: (error: unknown) => void
+}
+
+const DEFAULT_SIZE = '64MiB'
+const DEFAULT_CACHE_ENTRIES = 10_000
+/** Stands for a cached `null`, which lru-cache cannot hold. */
+const CACHED_NULL = Symbol('null')
+
+/**
+ * A daxkv database: one daxfile, one writer. Reads are synchronous and see
+ * every committed write; writes issued in the same tick are committed
+ * together (group commit), each promise resolving once its write is durable.
+ */
+export class DaxKV<V = any> {
+  /** The daxfile's path. */
+  readonly path: string
+  readonly #store: LogStore
+  readonly #file: OpenedFile | undefined
+  readonly #codec: ValueCodec
+  readonly #keyEncoding: KeyEncoding
+  readonly #cache: LRUCache<string, object | symbol> | undefined
+  #cacheHits = 0
+  #cacheMisses = 0
+  #pending: PendingUnit[] = []
+  #scheduled = false
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  /** @internal Use {@link open}. */
+  constructor(store: LogStore, file: OpenedFile | undefined, path: string, options: OpenOptions) {
+    this.path = path
+    this.#store = store
+    this.#file = file
+    this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
+    this.#keyEncoding = options.keyEncoding ?? 'utf8'
+    const cacheSize = options.cacheSize ?? DEFAULT_CACHE_ENTRIES
+    this.#cache = this.#codec.cacheable && cacheSize > 0 ? new LRUCache<string, object | symbol>({ max: cacheSize }) : undefined
+  }
+
+  /** Which durability mode is active: `'dax'`, `'msync'`, `'forced-dax'` or `'simulated'`. */
+  get mode(): DomainKind {
+    return this.#store.domain.kind
+  }
+
+  /** Number of keys. */
+  get count(): number {
+    this.#checkOpen()
+    return this.#store.index.size
+  }
+
+  /** What recovery found and did when this database was opened. */
+  get recovery(): RecoveryReport {
+    return this.#store.recovery
+  }
+
+  /** The value of `key`, or `undefined` if absent. */
+  get(key: Key): V | undefined {
+    this.#checkOpen()
+    return this.#get(keyToBytes(key))
+  }
+
+  /** Values of `keys`, in the same order (`undefined` for absent keys). */
+  getMany(keys: readonly Key[]): (V | undefined)[] {
+    this.#checkOpen()
+    return keys.map((key) => this.#get(keyToBytes(key)))
+  }
+
+  /** Whether `key` is present. */
+  has(key: Key): boolean {
+    this.#checkOpen()
+    return this.#store.index.get(keyToBytes(key)) !== undefined
+  }
+
+  /** Stores `value` under `key`; resolves once durable (or written, with `sync: false`). */
+  put(key: Key, value: V): Promise<void> {
+    return this.#enqueue(() => [this.#encodePut(key, value)])
+  }
+
+  /** Removes `key`; resolves once durable. Removing an absent key is not an error. */
+  del(key: Key): Promise<void> {
+    return this.#enqueue(() => [this.#encodeDel(key)])
+  }
+
+  /** Applies all operations atomically: after any crash, all of them or none are present. */
+  batch(operations: readonly BatchOperation<V>[]): Promise<void> {
+    return this.#enqueue(() => this.#encodeBatch(operations))
+  }
+
+  /** {@link put}, durable when it returns. */
+  putSync(key: Key, value: V): void {
+    this.#commitNow([this.#encodePut(key, value)])
+  }
+
+  /** {@link del}, durable when it returns. */
+  delSync(key: Key): void {
+    this.#commitNow([this.#encodeDel(key)])
+  }
+
+  /** {@link batch}, durable when it returns. */
+  batchSync(operations: readonly BatchOperation<V>[]): void {
+    this.#commitNow(this.#encodeBatch(operations))
+  }
+
+  /**
+   * Entries in bytewise key order. The scan is live, not a snapshot: it sees
+   * writes committed while it runs, never returns a key twice, and each value
+   * is the key's committed value when the entry is produced.
+   */
+  *range(options: RangeOptions = {}): Generator<[Key, V]> {
+    for (const bytes of this.#keys(options)) {
+      const location = this.#store.index.get(bytes)
+      if (location !== undefined) yield [keyFromBytes(bytes, this.#keyEncoding), this.#value(bytes, location)]
+    }
+  }
+
+  /** Keys in bytewise order, with the bounds of {@link range}. */
+  *keys(options: RangeOptions = {}): Generator<Key> {
+    for (const bytes of this.#keys(options)) yield keyFromBytes(bytes, this.#keyEncoding)
+  }
+
+  /** Counters and geometry. */
+  stats(): Stats {
+    this.#checkOpen()
+    const store = this.#store
+    const usage = store.segmentUsage()
+    const kind = store.domain.kind
+    return {
+      mode: kind,
+      path: this.path,
+      sync: store.durable,
+      keys: store.index.size,
+      fileBytes: store.superblock.fileBytes,
+      segmentBytes: store.superblock.segmentBytes,
+      segments: usage.total,
+      segmentsInUse: usage.inUse,
+      usedBytes: usage.usedBytes,
+      batchesWritten: store.counters.batches,
+      recordsWritten: store.counters.records,
+      bytesAppended: store.counters.bytesAppended,
+      cache: { entries: this.#cache?.size ?? 0, hits: this.#cacheHits, misses: this.#cacheMisses },
+      flushInstruction: kind === 'dax' || kind === 'forced-dax' ? native.flushInstruction : undefined,
+      crc32c: native.crc32cImplementation,
+      statxDax: this.#file?.statxDax ?? null,
+      recovery: store.recovery,
+    }
+  }
+
+  /** Commits what is queued, makes everything durable, and releases the file and its lock. */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing
+    this.#closing = new Promise<void>((resolve, reject) => {
+      try {
+        this.#flushPending()
+        this.#closed = true
+        try {
+          this.#store.close()
+        } finally {
+          this.#file?.close()
+          this.#cache?.clear()
+        }
+        resolve()
+      } catch (error) {
+        this.#closed = true
+        reject(error)
+      }
+    })
+    return this.#closing
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  #get(bytes: string): V | undefined {
+    const cache = this.#cache
+    if (cache !== undefined) {
+      const hit = cache.get(bytes)
+      if (hit !== undefined) {
+        this.#cacheHits++
+        return (hit === CACHED_NULL ? null : hit) as V
+      }
+      this.#cacheMisses++
+    }
+    const location = this.#store.index.get(bytes)
+    return location === undefined ? undefined : this.#value(bytes, location)
+  }
+
+  #value(bytes: string, location: number): V {
+    const value = this.#codec.decode(this.#store.valueAt(location)) as V
+    if (this.#cache !== undefined && value !== undefined) this.#cache.set(bytes, value === null ? CACHED_NULL : (value as object))
+    return value
+  }
+
+  *#keys(options: RangeOptions): Generator<string> {
+    this.#checkOpen()
+    if (options === null || typeof options !== 'object') throw new TypeError('range options must be an object')
+    const limit = options.limit ?? -1
+    if (!Number.isInteger(limit) || limit < -1) throw new RangeError(`limit must be a whole number or -1, got ${limit}`)
+    if (limit === 0) return
+    const lower = bound(options.gte, true) ?? bound(options.gt, false)
+    const upper = bound(options.lte, true) ?? bound(options.lt, false)
+    let n = 0
+    for (const bytes of this.#store.index.keys(lower, upper, options.reverse === true)) {
+      this.#checkOpen()
+      yield bytes
+      if (++n === limit) return
+    }
+  }
+
+  #encodePut(key: Key, value: V): EncodedOp {
+    const bytes = keyToBytes(key)
+    const encoded = this.#codec.encode(value)
+    const size = BATCH_HEADER_BYTES + recordBytes(bytes.length, encoded.length)
+    if (size > this.#store.maxBatchBytes) {
+      throw new DaxKVError(
+        ErrorCode.VALUE_TOO_LARGE,
+        `a value of ${encoded.length} bytes does not fit in a segment (${this.#store.maxBatchBytes} bytes usable); ` +
+          `store it in pieces or create the daxfile with a larger segmentSize`,
+      )
+    }
+    return { type: RECORD_PUT, key: bytes, value: encoded }
+  }
+
+  #encodeDel(key: Key): EncodedOp {
+    return { type: RECORD_DEL, key: keyToBytes(key), value: undefined }
+  }
+
+  #encodeBatch(operations: readonly BatchOperation<V>[]): EncodedOp[] {
+    if (!Array.isArray(operations)) throw new TypeError('batch() takes an array of operations')
+    const ops = operations.map((op, i) => {
+      if (op?.type === 'put') return this.#encodePut(op.key, op.value)
+      if (op?.type === 'del') return this.#encodeDel(op.key)
+      throw new TypeError(`batch operation ${i} must have type 'put' or 'del'`)
+    })
+    return ops
+  }
+
+  #enqueue(encode: () => EncodedOp[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#checkOpen()
+      const ops = encode()
+      if (ops.length === 0) return resolve()
+      this.#pending.push({ ops, bytes: unitBytes(ops), resolve, reject })
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        process.nextTick(() => this.#flushPending())
+      }
+    })
+  }
+
+  #commitNow(ops: EncodedOp[]): void {
+    this.#checkOpen()
+    let failure: unknown
+    this.#pending.push({ ops, bytes: unitBytes(ops), resolve: () => {}, reject: (error) => (failure = error) })
+    this.#flushPending()
+    if (failure !== undefined) throw failure
+  }
+
+  /**
+   * Commits every queued unit, packing consecutive units into as few
+   * batches as fit a segment; each unit stays inside one batch, so it is
+   * atomic. A unit resolves only after its batch is committed.
+   */
+  #flushPending(): void {
+    this.#scheduled = false
+    const units = this.#pending
+    if (units.length === 0) return
+    this.#pending = []
+    const max = this.#store.maxBatchBytes
+    let i = 0
+    while (i < units.length) {
+      let j = i
+      let bytes = BATCH_HEADER_BYTES
+      const ops: EncodedOp[] = []
+      while (j < units.length && (j === i || bytes + units[j]!.bytes <= max)) {
+        bytes += units[j]!.bytes
+        for (const op of units[j]!.ops) ops.push(op)
+        j++
+      }
+      try {
+        this.#store.append(ops)
+      } catch (error) {
+        for (let k = i; k < units.length; k++) units[k]!.reject(error)
+        return
+      }
+      if (this.#cache !== undefined) for (const op of ops) this.#cache.delete(op.key)
+      for (let k = i; k < j; k++) units[k]!.resolve()
+      i = j
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed || this.#closing !== undefined) {
+      throw new DaxKVError(ErrorCode.CLOSED, `the database at ${this.path} is closed; open it again to use it`)
+    }
+  }
+}
+
+function unitBytes(ops: readonly EncodedOp[]): number {
+  let n = 0
+  for (const op of ops) n += recordBytes(op.key.length, op.value === undefined ? 0 : op.value.length)
+  return n
+}
+
+function bound(key: Key | undefined, inclusive: boolean): Bound | undefined {
+  return key === undefined ? undefined : { key: keyToBytes(key), inclusive }
+}
+
+function modeFrom(options: OpenOptions): ModeRequest {
+  const mode = options.mode ?? (process.env.DAXKV_MODE as ModeRequest | undefined) ?? 'auto'
+  if (!['auto', 'dax', 'msync', 'forced-dax'].includes(mode)) {
+    throw new TypeError(`mode must be 'auto', 'dax', 'msync' or 'forced-dax', got ${JSON.stringify(mode)}`)
+  }
+  return mode
+}
+
+function checkOptions(options: OpenOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('open() options must be an object')
+  if (options.cacheSize !== undefined && !(Number.isInteger(options.cacheSize) && options.cacheSize >= 0)) {
+    throw new RangeError(`cacheSize must be a whole number of entries, got ${options.cacheSize}`)
+  }
+  if (options.keyEncoding !== undefined && options.keyEncoding !== 'utf8' && options.keyEncoding !== 'binary') {
+    throw new TypeError(`unknown keyEncoding ${JSON.stringify(options.keyEncoding)}: use 'utf8' or 'binary'`)
+  }
+  valueCodec(options.valueEncoding ?? 'msgpack')
+}
+
+/**
+ * Opens (and by default creates) the daxfile at `path`.
+ *
+ * ```ts
+ * const db = await open('data.dax', { size: '64MiB' })
+ * await db.put('hello', { world: true })
+ * db.get('hello') // { world: true }
+ * await db.close()
+ * ```
+ */
+export async function open<V = any>(path: string, options: OpenOptions = {}): Promise<DaxKV<V>> {
+  if (typeof path !== 'string' || path === '') throw new TypeError('open() needs the path of a daxfile')
+  checkOptions(options)
+  const mode = modeFrom(options)
+  let file: OpenedFile | undefined
+  if (!fs.existsSync(path) && options.create !== false) {
+    const geometry = chooseGeometry(
+      parseSize(options.size ?? DEFAULT_SIZE),
+      options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize'),
+    )
+    file = createDaxfile(path, geometry.fileBytes, mode, (domain) => {
+      formatSuperblocks(domain, geometry)
+    })
+  }
+  file ??= openDaxfile(path, mode)
+  try {
+    return new DaxKV<V>(LogStore.open(file.domain, path, options.sync !== false), file, path, options)
+  } catch (error) {
+    file.close()
+    throw error
+  }
+}
+
+/**
+ * Opens a database on a persistence domain the caller provides (the
+ * simulated domain of the crash tests). A domain whose superblock area is
+ * all zero is formatted first, with `options.size` ignored in favour of the
+ * domain's size.
+ */
+export function openOnDomain<V = any>(domain: PersistenceDomain, options: OpenOptions = {}, label = '(simulated)'): DaxKV<V> {
+  checkOptions(options)
+  if (domain.view(0, 8).every((b) => b === 0)) {
+    formatSuperblocks(
+      domain,
+      chooseGeometry(domain.size, options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize')),
+    )
+  }
+  return new DaxKV<V>(LogStore.open(domain, label, options.sync !== false), undefined, label, options)
+}

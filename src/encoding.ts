@@ -1,0 +1,129 @@
+import { Packr, Unpackr } from 'msgpackr'
+import { DaxKVError, ErrorCode } from './errors.js'
+import { MAX_KEY_BYTES } from './format/constants.js'
+
+/** How values are stored. */
+export type ValueEncoding = 'msgpack' | 'json' | 'utf8' | 'binary'
+/** How keys are given and returned: strings (stored as UTF-8) or byte arrays. */
+export type KeyEncoding = 'utf8' | 'binary'
+
+/** A key as callers give it. */
+export type Key = string | Uint8Array
+
+const NON_ASCII = /[^\x00-\x7f]/
+
+/**
+ * Turns a key into the engine's byte string: one char per byte (latin1), so
+ * that `<` on byte strings is bytewise order. An ASCII string is already its
+ * own byte string, which keeps the common case free of copies.
+ */
+export function keyToBytes(key: unknown): string {
+  let bytes: string
+  if (typeof key === 'string') {
+    bytes = NON_ASCII.test(key) ? Buffer.from(key, 'utf8').toString('latin1') : key
+  } else if (key instanceof Uint8Array) {
+    bytes = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+  } else {
+    throw new TypeError(`a key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`)
+  }
+  if (bytes.length > MAX_KEY_BYTES) {
+    throw new DaxKVError(ErrorCode.KEY_TOO_LARGE, `key of ${bytes.length} bytes exceeds the maximum of ${MAX_KEY_BYTES} bytes`)
+  }
+  return bytes
+}
+
+/** Turns an engine byte string back into the caller's key type. */
+export function keyFromBytes(bytes: string, encoding: KeyEncoding): Key {
+  if (encoding === 'binary') return Buffer.from(bytes, 'latin1')
+  return NON_ASCII.test(bytes) ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes
+}
+
+/** Encodes and decodes values; `decode` never returns a view into the mapping. */
+export interface ValueCodec {
+  readonly name: ValueEncoding
+  /** Whether decoded values are worth caching (decoding costs more than a lookup). */
+  readonly cacheable: boolean
+  encode(value: unknown): Uint8Array
+  decode(bytes: Buffer): unknown
+}
+
+export function valueCodec(name: ValueEncoding): ValueCodec {
+  switch (name) {
+    case 'msgpack':
+      return msgpackCodec()
+    case 'json':
+      return {
+        name,
+        cacheable: true,
+        encode(value) {
+          rejectUndefined(value)
+          let text: string | undefined
+          try {
+            text = JSON.stringify(value)
+          } catch (cause) {
+            throw new DaxKVError(ErrorCode.ENCODING, `value cannot be encoded as JSON: ${String(cause)}`, { cause })
+          }
+          if (text === undefined) throw new DaxKVError(ErrorCode.ENCODING, `value of type ${typeof value} cannot be encoded as JSON`)
+          return Buffer.from(text, 'utf8')
+        },
+        decode: (bytes) => JSON.parse(bytes.toString('utf8')),
+      }
+    case 'utf8':
+      return {
+        name,
+        cacheable: false,
+        encode(value) {
+          rejectUndefined(value)
+          if (typeof value !== 'string') throw new DaxKVError(ErrorCode.ENCODING, `valueEncoding 'utf8' stores strings, got ${typeName(value)}`)
+          return Buffer.from(value, 'utf8')
+        },
+        decode: (bytes) => bytes.toString('utf8'),
+      }
+    case 'binary':
+      return {
+        name,
+        cacheable: false,
+        encode(value) {
+          rejectUndefined(value)
+          if (!(value instanceof Uint8Array)) throw new DaxKVError(ErrorCode.ENCODING, `valueEncoding 'binary' stores Uint8Arrays, got ${typeName(value)}`)
+          return value
+        },
+        decode: (bytes) => Buffer.from(bytes),
+      }
+    default:
+      throw new TypeError(`unknown valueEncoding ${JSON.stringify(name)}: use 'msgpack', 'json', 'utf8' or 'binary'`)
+  }
+}
+
+function msgpackCodec(): ValueCodec {
+  // copyBuffers: binary values inside a decoded object must not be views
+  // into the mapping, which can be reused or unmapped after close.
+  const packr = new Packr({ useRecords: false })
+  const unpackr = new Unpackr({ useRecords: false, copyBuffers: true })
+  return {
+    name: 'msgpack',
+    cacheable: true,
+    encode(value) {
+      rejectUndefined(value)
+      if (typeof value === 'function' || typeof value === 'symbol') {
+        throw new DaxKVError(ErrorCode.ENCODING, `a ${typeof value} cannot be encoded as MessagePack`)
+      }
+      try {
+        return packr.pack(value)
+      } catch (cause) {
+        throw new DaxKVError(ErrorCode.ENCODING, `value cannot be encoded as MessagePack: ${String(cause)}`, { cause })
+      }
+    },
+    decode: (bytes) => unpackr.unpack(bytes),
+  }
+}
+
+function rejectUndefined(value: unknown): void {
+  if (value === undefined) throw new TypeError('a value must not be undefined (get() returns undefined for missing keys); use del() to remove a key')
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'object') return value.constructor?.name ?? 'object'
+  return typeof value
+}

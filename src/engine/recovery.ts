@@ -1,0 +1,150 @@
+import { DaxKVError, ErrorCode } from '../errors.js'
+import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import { checkBatch, forEachRecord, isZero, nonZeroEnd, type BatchEnd } from '../format/batch.js'
+import { decodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset, type SegmentHeader } from '../format/segment.js'
+import type { Superblock } from '../format/superblock.js'
+import type { PersistenceDomain } from '../platform/domain.js'
+
+/** What recovery found in one segment. */
+export interface SegmentState {
+  readonly index: number
+  /** The segment's header, or undefined when the segment is free. */
+  header: SegmentHeader | undefined
+  /** One past the last valid batch (the data start when empty or free). */
+  dataEnd: number
+}
+
+/** A torn tail that recovery cut off (not an error: the writer died mid-batch). */
+export interface TornTail {
+  readonly segment: number
+  readonly offset: number
+  readonly bytes: number
+  readonly reason: BatchEnd
+}
+
+export interface RecoveryReport {
+  readonly batches: number
+  readonly records: number
+  readonly bytesScanned: number
+  readonly segmentsInUse: number
+  readonly tornTail: TornTail | undefined
+  readonly durationMs: number
+}
+
+export interface RecoveryResult {
+  readonly segments: SegmentState[]
+  /** Index of the head segment (the newest in use), or -1 when the log is empty. */
+  readonly head: number
+  readonly nextBatchSeq: number
+  readonly nextSegmentSeq: number
+  readonly report: RecoveryReport
+}
+
+/** Receives every record of every valid batch, in log order. */
+export type RecordVisitor = (type: number, recordOffset: number, key: string) => void
+
+/**
+ * Rebuilds the log state of a daxfile (docs/format.md, "Recovery").
+ *
+ * Segments with a valid header are replayed in segmentSeq order. Inside a
+ * segment, batches are applied while each is valid for the next expected
+ * sequence number; the first invalid one ends that segment. Only the head
+ * segment may end in garbage (a torn tail): recovery zeroes and persists it
+ * so that no later write can land next to stale bytes. A sealed segment that
+ * ends in anything but zeros lost acknowledged batches to corruption:
+ * recovery refuses to guess and throws DAXKV_CORRUPTION.
+ *
+ * Recovery writes only that zeroing, which is idempotent: a crash during
+ * recovery leaves an image that recovers to the same state.
+ */
+export function recover(domain: PersistenceDomain, superblock: Superblock, visit: RecordVisitor): RecoveryResult {
+  const started = performance.now()
+  const { segmentBytes, segmentCount, fileId } = superblock
+  const segments: SegmentState[] = []
+  for (let index = 0; index < segmentCount; index++) {
+    const headerAt = segmentHeaderOffset(index, segmentBytes)
+    const header = decodeSegmentHeader(domain.view(headerAt, SEGMENT_HEADER_BYTES), fileId, index)
+    segments.push({ index, header, dataEnd: segmentDataOffset(index, segmentBytes) })
+  }
+  const inUse = segments.filter((s) => s.header !== undefined).sort((a, b) => a.header!.segmentSeq - b.header!.segmentSeq)
+
+  let batches = 0
+  let records = 0
+  let bytesScanned = 0
+  let lastSeq = 0
+  let lastSegmentSeq = 0
+  let tornTail: TornTail | undefined
+  for (let n = 0; n < inUse.length; n++) {
+    const segment = inUse[n]!
+    const header = segment.header!
+    const isHead = n === inUse.length - 1
+    if (header.segmentSeq === lastSegmentSeq || header.firstBatchSeq <= lastSeq) {
+      throw new DaxKVError(
+        ErrorCode.CORRUPTION,
+        `segment ${segment.index} (segmentSeq ${header.segmentSeq}, first batch ${header.firstBatchSeq}) does not follow the log before it ` +
+          `(segmentSeq ${lastSegmentSeq}, last batch ${lastSeq}); the file is damaged: copy out what you can with daxkv export`,
+      )
+    }
+    const start = segmentDataOffset(segment.index, segmentBytes)
+    const end = segmentEndOffset(segment.index, segmentBytes)
+    const view = domain.view(start, end - start)
+    let pos = 0
+    let expected = header.firstBatchSeq
+    let endReason: BatchEnd = 'space'
+    for (;;) {
+      const check = checkBatch(view.subarray(pos), expected)
+      if (!check.ok) {
+        endReason = check.end
+        break
+      }
+      const batchStart = start + pos
+      const batchView = view.subarray(pos, pos + check.length)
+      forEachRecord(batchView, check.recordCount, (type, recordOffset, keyBytes) => {
+        const keyAt = recordOffset + RECORD_HEADER_BYTES
+        visit(type, batchStart + recordOffset, batchView.toString('latin1', keyAt, keyAt + keyBytes))
+      })
+      batches++
+      records += check.recordCount
+      pos += check.length
+      expected++
+    }
+    bytesScanned += pos
+    segment.dataEnd = start + pos
+    lastSeq = expected - 1
+    lastSegmentSeq = header.segmentSeq
+    if (!isHead) {
+      if (!isZero(view, pos, view.length)) {
+        throw new DaxKVError(
+          ErrorCode.CORRUPTION,
+          `segment ${segment.index} is sealed but its batch ${expected} at file offset ${start + pos} is invalid (${endReason}) ` +
+            `and is followed by data: acknowledged writes are damaged. Copy out what you can with daxkv export`,
+        )
+      }
+      continue
+    }
+    const garbageEnd = nonZeroEnd(view, pos, view.length)
+    if (garbageEnd > pos) {
+      // Crash: the writer died while writing this batch, so its marker was
+      // never acknowledged. Zeroing the tail now means a later batch written
+      // here can never be followed by stale bytes that happen to parse.
+      tornTail = { segment: segment.index, offset: start + pos, bytes: garbageEnd - pos, reason: endReason }
+      domain.zero(start + pos, garbageEnd - pos)
+      domain.persist(start + pos, garbageEnd - pos)
+    }
+  }
+  const head = inUse.length === 0 ? -1 : inUse[inUse.length - 1]!.index
+  return {
+    segments,
+    head,
+    nextBatchSeq: lastSeq + 1,
+    nextSegmentSeq: lastSegmentSeq + 1,
+    report: {
+      batches,
+      records,
+      bytesScanned,
+      segmentsInUse: inUse.length,
+      tornTail,
+      durationMs: performance.now() - started,
+    },
+  }
+}

@@ -1,0 +1,105 @@
+import { DaxKVError, ErrorCode } from '../errors.js'
+import {
+  FILE_BYTES_MAX,
+  FILE_BYTES_MIN,
+  FORMAT_VERSION,
+  SEGMENT_BYTES_DEFAULT,
+  SEGMENT_BYTES_MAX,
+  SEGMENT_BYTES_MIN,
+  SUPERBLOCK_BYTES,
+} from '../format/constants.js'
+import { decodeSuperblock, encodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
+import type { PersistenceDomain } from '../platform/domain.js'
+
+/** Size and segment size of a daxfile to create. */
+export interface Geometry {
+  readonly fileBytes: number
+  readonly segmentBytes: number
+}
+
+/**
+ * Picks the geometry for a requested size: segments of `segmentBytes` if
+ * given, else the largest power of two that gives at least 8 segments,
+ * between 64 KiB and 4 MiB; the size is rounded up to whole segments.
+ */
+export function chooseGeometry(requestedBytes: number, segmentBytes?: number): Geometry {
+  if (!Number.isSafeInteger(requestedBytes) || requestedBytes < FILE_BYTES_MIN || requestedBytes > FILE_BYTES_MAX) {
+    throw new RangeError(`size must be between ${FILE_BYTES_MIN} and ${FILE_BYTES_MAX} bytes, got ${requestedBytes}`)
+  }
+  let segment = segmentBytes
+  if (segment === undefined) {
+    segment = SEGMENT_BYTES_DEFAULT
+    while (segment > SEGMENT_BYTES_MIN && segment * 8 > requestedBytes) segment /= 2
+  } else if (!(segment >= SEGMENT_BYTES_MIN && segment <= SEGMENT_BYTES_MAX && (segment & (segment - 1)) === 0)) {
+    throw new RangeError(`segmentSize must be a power of two between ${SEGMENT_BYTES_MIN} and ${SEGMENT_BYTES_MAX}, got ${segment}`)
+  }
+  const fileBytes = Math.ceil(requestedBytes / segment) * segment
+  if (fileBytes > FILE_BYTES_MAX) throw new RangeError(`size rounded up to whole segments (${fileBytes}) exceeds ${FILE_BYTES_MAX}`)
+  return { fileBytes, segmentBytes: segment }
+}
+
+/** Writes both superblock copies of a fresh daxfile and persists them. */
+export function formatSuperblocks(domain: PersistenceDomain, geometry: Geometry): Superblock {
+  const superblock: Superblock = {
+    formatVersion: FORMAT_VERSION,
+    fileBytes: geometry.fileBytes,
+    segmentBytes: geometry.segmentBytes,
+    segmentCount: geometry.fileBytes / geometry.segmentBytes,
+    updateCounter: 1,
+    createdMs: Date.now(),
+    fileId: 1 + Math.floor(Math.random() * 0xffff_ffff_fffe),
+  }
+  const encoded = encodeSuperblock(superblock)
+  for (const slot of [0, 1] as const) {
+    domain.write(superblockOffset(slot), encoded)
+    domain.persist(superblockOffset(slot), encoded.length)
+  }
+  return superblock
+}
+
+export interface SuperblockRead {
+  readonly superblock: Superblock
+  /** The slot that was damaged and has been rewritten from the other copy. */
+  readonly repairedSlot: 0 | 1 | undefined
+}
+
+/**
+ * Reads the newest valid superblock copy. A file with neither copy valid is
+ * reported as foreign (wrong magic), of another version, or corrupt; a file
+ * with one damaged copy is repaired from the other.
+ */
+export function readSuperblocks(domain: PersistenceDomain, file: string): SuperblockRead {
+  const checks = ([0, 1] as const).map((slot) => decodeSuperblock(domain.view(superblockOffset(slot), SUPERBLOCK_BYTES)))
+  const valid = checks.flatMap((c, slot) => (c.ok ? [{ slot: slot as 0 | 1, superblock: c.superblock }] : []))
+  if (valid.length === 0) {
+    const [a, b] = checks
+    if (a?.ok === false && b?.ok === false && a.reason === 'magic' && b.reason === 'magic') {
+      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is not a daxfile (${a.detail}); refusing to touch it`)
+    }
+    const version = [a, b].find((c) => c?.ok === false && c.reason === 'version')
+    if (version?.ok === false) {
+      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} was written by another daxkv format (${version.detail}); open it with a matching daxkv version`)
+    }
+    const details = checks.map((c, slot) => `copy ${slot}: ${c.ok ? 'ok' : c.detail}`).join('; ')
+    throw new DaxKVError(ErrorCode.CORRUPTION, `both superblock copies of ${file} are damaged (${details})`)
+  }
+  valid.sort((x, y) => y.superblock.updateCounter - x.superblock.updateCounter || x.slot - y.slot)
+  const best = valid[0]!
+  const sb = best.superblock
+  if (sb.fileBytes !== domain.size) {
+    throw new DaxKVError(
+      ErrorCode.CORRUPTION,
+      `${file} is ${domain.size} bytes but its superblock says ${sb.fileBytes}: the file was truncated or extended outside daxkv`,
+    )
+  }
+  let repairedSlot: 0 | 1 | undefined
+  const other = best.slot === 0 ? 1 : 0
+  const otherCheck = checks[other]!
+  if (!otherCheck.ok || otherCheck.superblock.updateCounter !== sb.updateCounter) {
+    const encoded = encodeSuperblock(sb)
+    domain.write(superblockOffset(other), encoded)
+    domain.persist(superblockOffset(other), encoded.length)
+    repairedSlot = other
+  }
+  return { superblock: sb, repairedSlot }
+}

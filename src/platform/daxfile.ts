@@ -1,0 +1,221 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { DaxKVError, ErrorCode } from '../errors.js'
+import { FILE_BYTES_MAX, FILE_BYTES_MIN, MAP_PIECE_BYTES } from '../format/constants.js'
+import type { PersistenceDomain } from './domain.js'
+import { MappedDomain } from './mapped-domain.js'
+import { isNotSupported, mapShared } from './mmap.js'
+import { native, type FiemapReport } from './native.js'
+
+/** How the caller wants durability to work; `auto` picks dax when the kernel grants MAP_SYNC, else msync. */
+export type ModeRequest = 'auto' | 'dax' | 'msync' | 'forced-dax'
+
+/** A daxfile opened, locked and mapped. */
+export interface OpenedFile {
+  readonly path: string
+  readonly fd: number
+  readonly size: number
+  readonly domain: MappedDomain
+  /** statx's DAX attribute for the file: true, false, or null when the kernel cannot say. */
+  readonly statxDax: boolean | null
+  /** The FIEMAP check made at open (supported: false on filesystems without FIEMAP, such as tmpfs). */
+  readonly extents: FiemapReport
+  /** Drops the lock and closes the descriptor; the mapping goes when it is garbage-collected. */
+  close(): void
+}
+
+const ZERO_WRITE_BYTES = 1024 * 1024
+
+/**
+ * Opens an existing daxfile: takes the exclusive lock, checks its extents,
+ * and maps it. The superblock is the caller's to validate (format layer).
+ */
+export function openDaxfile(file: string, mode: ModeRequest): OpenedFile {
+  let fd: number
+  try {
+    fd = fs.openSync(file, 'r+')
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new DaxKVError(ErrorCode.NOT_FOUND, `no daxfile at ${file} (pass create: true to make one)`, { cause })
+    throw new DaxKVError(ErrorCode.IO, `cannot open ${file}: ${String(cause)}`, { cause })
+  }
+  try {
+    lockOrThrow(fd, file)
+    const size = fs.fstatSync(fd).size
+    if (size < FILE_BYTES_MIN) {
+      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is ${size} bytes, smaller than any daxfile (${FILE_BYTES_MIN}); it is not a daxfile`)
+    }
+    if (size > FILE_BYTES_MAX) {
+      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is ${size} bytes, larger than any daxfile (${FILE_BYTES_MAX}); it is not a daxfile`)
+    }
+    const extents = checkExtents(fd, file, size)
+    return mapFile(file, fd, size, mode, extents)
+  } catch (error) {
+    fs.closeSync(fd)
+    throw error
+  }
+}
+
+/**
+ * Creates a daxfile of `size` bytes at `file` so that no later write changes
+ * its block map: the whole size is allocated and written with zeros, and
+ * the file and its directory are fsynced. `format` writes the superblock
+ * through the domain. The file appears at `file` only once complete (link
+ * from a temporary name), so a crash during creation leaves no half-made
+ * daxfile; if another process created `file` first, returns undefined.
+ */
+export function createDaxfile(
+  file: string,
+  size: number,
+  mode: ModeRequest,
+  format: (domain: PersistenceDomain) => void,
+): OpenedFile | undefined {
+  const dir = path.dirname(path.resolve(file))
+  const tmp = path.join(dir, `.${path.basename(file)}.daxkv-create-${process.pid}-${Date.now()}`)
+  let fd: number
+  try {
+    fd = fs.openSync(tmp, 'wx+', 0o644)
+  } catch (cause) {
+    throw new DaxKVError(ErrorCode.IO, `cannot create a daxfile in ${dir}: ${String(cause)}`, { cause })
+  }
+  let opened: OpenedFile | undefined
+  try {
+    lockOrThrow(fd, tmp)
+    preallocate(fd, tmp, size)
+    opened = mapFile(file, fd, size, mode, checkExtents(fd, tmp, size))
+    format(opened.domain)
+    opened.domain.persistAll()
+    try {
+      fs.linkSync(tmp, file)
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
+        opened.close()
+        return undefined
+      }
+      throw cause
+    }
+    fsyncDirectory(dir)
+    return opened
+  } catch (error) {
+    if (opened === undefined) fs.closeSync(fd)
+    else opened.close()
+    throw error instanceof DaxKVError ? error : new DaxKVError(ErrorCode.IO, `creating ${file} failed: ${String(error)}`, { cause: error })
+  } finally {
+    fs.rmSync(tmp, { force: true })
+  }
+}
+
+function preallocate(fd: number, file: string, size: number): void {
+  try {
+    native.fallocate(fd, 0, size)
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new DaxKVError(ErrorCode.FULL, `not enough disk space for a ${size}-byte daxfile at ${file}`, { cause })
+    }
+    // Filesystems without fallocate still get every block written below.
+    if (code !== 'EOPNOTSUPP') throw cause
+  }
+  // fallocate leaves unwritten extents on ext4 and xfs; writing zeros turns
+  // them into written ones, so no later store needs a block-map change.
+  const zeros = Buffer.alloc(Math.min(ZERO_WRITE_BYTES, size))
+  for (let at = 0; at < size; at += zeros.length) {
+    const n = Math.min(zeros.length, size - at)
+    let done = 0
+    while (done < n) done += fs.writeSync(fd, zeros, done, n - done, at + done)
+  }
+  fs.fsyncSync(fd)
+}
+
+function mapFile(file: string, fd: number, size: number, mode: ModeRequest, extents: FiemapReport): OpenedFile {
+  const wantSync = mode === 'auto' || mode === 'dax'
+  const pieces: Buffer[] = []
+  let mapSync = wantSync
+  for (let offset = 0; offset < size; offset += MAP_PIECE_BYTES) {
+    const length = Math.min(MAP_PIECE_BYTES, size - offset)
+    let result = mapShared(fd, offset, length, mapSync)
+    if (mapSync && isNotSupported(result)) {
+      if (mode === 'dax') {
+        throw new DaxKVError(
+          ErrorCode.MODE_UNAVAILABLE,
+          `${file} is not on a DAX filesystem (mmap with MAP_SYNC: EOPNOTSUPP); use mode 'auto' or 'msync', or put the file on an fs-dax mount`,
+        )
+      }
+      mapSync = false
+      result = mapShared(fd, offset, length, false)
+    }
+    if (!result.ok) throw new DaxKVError(ErrorCode.IO, `cannot map ${file}: ${result.message}`)
+    pieces.push(result.buffer)
+  }
+  const kind = mapSync ? 'dax' : mode === 'forced-dax' ? 'forced-dax' : 'msync'
+  let statxDax: boolean | null = null
+  try {
+    statxDax = native.statxDax(fs.readlinkSync(`/proc/self/fd/${fd}`))
+  } catch {
+    statxDax = null
+  }
+  const domain = new MappedDomain(kind, fd, pieces, size)
+  let closed = false
+  return {
+    path: file,
+    fd,
+    size,
+    domain,
+    statxDax,
+    extents,
+    close() {
+      if (closed) return
+      closed = true
+      domain.close()
+      // The mapping holds the open file description (and so its flock) until
+      // it is garbage-collected; unlock explicitly so a reopen is not refused.
+      try {
+        native.flock(fd, 'unlock')
+      } finally {
+        fs.closeSync(fd)
+      }
+    },
+  }
+}
+
+function lockOrThrow(fd: number, file: string): void {
+  if (!native.flock(fd, 'exclusive')) {
+    throw new DaxKVError(
+      ErrorCode.LOCKED,
+      `${file} is already open for writing (by this or another process); close the other handle first`,
+    )
+  }
+}
+
+/**
+ * The daxfile contract: every block allocated and written, none shared.
+ * Shared extents (reflink) would be copied on write, unwritten or delayed
+ * ones allocated on write: both change the block map under the mapping.
+ */
+function checkExtents(fd: number, file: string, size: number): FiemapReport {
+  const report = native.fiemap(fd)
+  if (!report.supported) return report
+  const problems: string[] = []
+  if (report.shared > 0) problems.push(`${report.shared} shared (reflinked) extent(s)`)
+  if (report.unwritten > 0) problems.push(`${report.unwritten} unwritten extent(s)`)
+  if (report.delalloc > 0) problems.push(`${report.delalloc} delayed-allocation extent(s)`)
+  if (report.unknown > 0 || report.inline > 0) problems.push(`${report.unknown + report.inline} extent(s) of unknown location`)
+  if (report.mappedBytes < size) problems.push(`${size - report.mappedBytes} bytes in holes`)
+  if (problems.length > 0) {
+    throw new DaxKVError(
+      ErrorCode.BAD_EXTENTS,
+      `${file} breaks the daxfile contract (${problems.join(', ')}): its block map could change under the mapping. ` +
+        `Rewrite it as a private, fully written copy (cp --reflink=never --sparse=never ${file} ${file}.new && mv ${file}.new ${file}) and reopen`,
+    )
+  }
+  return report
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}

@@ -1,0 +1,136 @@
+import fs from 'node:fs'
+import { MAP_PIECE_BYTES, PAGE_BYTES } from '../format/constants.js'
+import { DaxKVError, ErrorCode } from '../errors.js'
+import { checkRange, type PersistenceDomain } from './domain.js'
+import { msync } from './mmap.js'
+import { native } from './native.js'
+
+/**
+ * A persistence domain over a real file mapping, in one of three strategies,
+ * chosen once per mapping (like libpmem2):
+ *
+ * - `dax`: the mapping was granted MAP_SYNC; flush = cache-line write-back
+ *   instructions, drain = sfence. No system call on the commit path.
+ * - `forced-dax`: the same instructions on a mapping that is NOT DAX (tmpfs,
+ *   page cache). Opt-in, for benchmarking the DAX code path; it survives a
+ *   process crash but not a power failure.
+ * - `msync`: flush records the dirty range; drain msyncs it (MS_SYNC), which
+ *   writes the pages back and waits for the device.
+ */
+export class MappedDomain implements PersistenceDomain {
+  readonly kind: 'dax' | 'forced-dax' | 'msync'
+  readonly orderedMarker: boolean
+  readonly size: number
+  readonly #fd: number
+  #pieces: Buffer[]
+  #markers: Float64Array[]
+  /** msync strategy: the byte range flushed since the last drain, empty when lo >= hi. */
+  #dirtyLo = Number.POSITIVE_INFINITY
+  #dirtyHi = 0
+
+  constructor(kind: 'dax' | 'forced-dax' | 'msync', fd: number, pieces: Buffer[], size: number) {
+    this.kind = kind
+    this.orderedMarker = kind !== 'msync'
+    this.size = size
+    this.#fd = fd
+    this.#pieces = pieces
+    this.#markers = pieces.map((p) => new Float64Array(p.buffer, p.byteOffset, p.length >>> 3))
+  }
+
+  view(offset: number, length: number): Buffer {
+    const piece = this.#piece(offset, length)
+    const local = offset - piece * MAP_PIECE_BYTES
+    return this.#pieces[piece]!.subarray(local, local + length)
+  }
+
+  write(offset: number, src: Uint8Array): void {
+    const piece = this.#piece(offset, src.length)
+    this.#pieces[piece]!.set(src, offset - piece * MAP_PIECE_BYTES)
+  }
+
+  writeMarker(offset: number, value: number): void {
+    if (offset % 8 !== 0) throw new RangeError(`marker offset ${offset} is not 8-byte aligned`)
+    const piece = this.#piece(offset, 8)
+    this.#markers[piece]![(offset - piece * MAP_PIECE_BYTES) >>> 3] = value
+  }
+
+  zero(offset: number, length: number): void {
+    const piece = this.#piece(offset, length)
+    const local = offset - piece * MAP_PIECE_BYTES
+    this.#pieces[piece]!.fill(0, local, local + length)
+  }
+
+  flush(offset: number, length: number): void {
+    if (length === 0) return
+    const piece = this.#piece(offset, length)
+    if (this.kind === 'msync') {
+      if (offset < this.#dirtyLo) this.#dirtyLo = offset
+      if (offset + length > this.#dirtyHi) this.#dirtyHi = offset + length
+      return
+    }
+    this.#io('flush', () => native.flush(this.#pieces[piece]!, offset - piece * MAP_PIECE_BYTES, length))
+  }
+
+  drain(): void {
+    if (this.kind !== 'msync') {
+      native.drain()
+      return
+    }
+    const lo = this.#dirtyLo
+    const hi = this.#dirtyHi
+    this.#dirtyLo = Number.POSITIVE_INFINITY
+    this.#dirtyHi = 0
+    if (lo >= hi) return
+    this.#io('msync', () => this.#msyncRange(lo, hi))
+  }
+
+  persist(offset: number, length: number): void {
+    if (this.kind === 'msync') {
+      if (length > 0) this.#io('msync', () => this.#msyncRange(offset, offset + length))
+      return
+    }
+    this.flush(offset, length)
+    native.drain()
+  }
+
+  persistAll(): void {
+    this.#io('msync', () => this.#msyncRange(0, this.size))
+    this.#io('fdatasync', () => fs.fdatasyncSync(this.#fd))
+  }
+
+  close(): void {
+    // mmap-io unmaps when the Buffers are garbage-collected; dropping our
+    // references is what lets that happen. Nothing in daxkv hands views out.
+    this.#pieces = []
+    this.#markers = []
+  }
+
+  #msyncRange(lo: number, hi: number): void {
+    const start = lo - (lo % PAGE_BYTES)
+    for (let piece = Math.floor(start / MAP_PIECE_BYTES); piece * MAP_PIECE_BYTES < hi; piece++) {
+      const base = piece * MAP_PIECE_BYTES
+      const buf = this.#pieces[piece]!
+      const from = Math.max(start, base) - base
+      const to = Math.min(hi - base, buf.length)
+      msync(buf, from, to - from)
+    }
+  }
+
+  #piece(offset: number, length: number): number {
+    checkRange(this.size, offset, length)
+    const piece = Math.floor(offset / MAP_PIECE_BYTES)
+    if (length > 0 && Math.floor((offset + length - 1) / MAP_PIECE_BYTES) !== piece) {
+      throw new RangeError(`range [${offset}, ${offset + length}) straddles two mapped pieces`)
+    }
+    if (this.#pieces.length === 0) throw new DaxKVError(ErrorCode.CLOSED, 'the daxfile mapping is closed')
+    return piece
+  }
+
+  #io(call: string, fn: () => void): void {
+    try {
+      fn()
+    } catch (cause) {
+      throw new DaxKVError(ErrorCode.IO, `${call} of the daxfile failed: ${String(cause)}; the store must be reopened`, { cause })
+    }
+  }
+}
