@@ -4,7 +4,7 @@ import { DaxKVError, ErrorCode } from './errors.js'
 import { keyFromBytes, keyToBytes, valueCodec, type Key, type KeyEncoding, type ValueCodec, type ValueEncoding } from './encoding.js'
 import { BATCH_HEADER_BYTES, RECORD_DEL, RECORD_PUT } from './format/constants.js'
 import { recordBytes, type EncodedOp } from './format/batch.js'
-import { LogStore } from './engine/log-store.js'
+import { LogStore, type VerifyReport } from './engine/log-store.js'
 import type { RecoveryReport } from './engine/recovery.js'
 import { chooseGeometry, formatSuperblocks } from './engine/superblock-io.js'
 import type { Bound } from './engine/sorted-keys.js'
@@ -224,6 +224,27 @@ export class DaxKV<V = any> {
       statxDax: this.#file?.statxDax ?? null,
       recovery: store.recovery,
     }
+  }
+
+  /**
+   * Checks the whole daxfile without writing: superblocks, every batch,
+   * that the log replays to exactly the index in memory, and that every
+   * value decodes. Returns the problems found (none when `ok`).
+   */
+  verify(): VerifyReport {
+    this.#checkOpen()
+    this.#flushPending()
+    const report = this.#store.verify()
+    const problems = [...report.problems]
+    for (const bytes of this.#store.index.keys(undefined, undefined, false)) {
+      try {
+        this.#codec.decode(this.#store.valueAt(this.#store.index.get(bytes)!))
+      } catch (error) {
+        problems.push(`the value of key ${JSON.stringify(keyFromBytes(bytes, this.#keyEncoding))} does not decode as ${this.#codec.name}: ${String(error)}`)
+        if (problems.length >= 50) break
+      }
+    }
+    return { ...report, ok: problems.length === 0, problems }
   }
 
   /** Commits what is queued, makes everything durable, and releases the file and its lock. */

@@ -17,6 +17,6 @@ it('smoke', async () => {
   await db.close()
   db = await open(file)
   expect([...db.range({ reverse: true })]).toEqual([['d', [1, 2]], ['c', 'three'], ['b', 2]])
-  console.log(db.stats())
+  expect(db.verify()).toMatchObject({ ok: true, problems: [], keys: 3 })
   await db.close()
 })

@@ -1,12 +1,30 @@
 import { DaxKVError, ErrorCode, assert } from '../errors.js'
-import { MARKER_BYTES, MARKER_OFFSET, RECORD_HEADER_BYTES, RECORD_PUT, SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import {
+  MARKER_BYTES,
+  MARKER_OFFSET,
+  RECORD_HEADER_BYTES,
+  RECORD_PUT,
+  SEGMENT_HEADER_BYTES,
+  SUPERBLOCK_BYTES,
+} from '../format/constants.js'
 import { batchBytes, encodeBatch, isZero, type EncodedOp } from '../format/batch.js'
 import { encodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../format/segment.js'
-import type { Superblock } from '../format/superblock.js'
+import { decodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { KeyIndex } from './key-index.js'
-import { recover, type RecoveryReport, type SegmentState } from './recovery.js'
+import { recover, type RecoveryReport, type RecoveryResult, type SegmentState } from './recovery.js'
 import { readSuperblocks } from './superblock-io.js'
+
+/** What {@link LogStore.verify} found; `problems` is empty when `ok`. */
+export interface VerifyReport {
+  readonly ok: boolean
+  readonly problems: string[]
+  readonly batches: number
+  readonly records: number
+  readonly keys: number
+}
+
+const MAX_PROBLEMS = 50
 
 /** Counters a store keeps about its own writes. */
 export interface LogCounters {
@@ -149,6 +167,45 @@ export class LogStore {
         : new DaxKVError(ErrorCode.IO, `writing to the daxfile failed: ${String(error)}`, { cause: error })
       throw this.#failed
     }
+  }
+
+  /**
+   * Re-reads the whole log without writing and checks it against the live
+   * state: both superblock copies, every segment header and batch, invariant
+   * Z, and that replaying the log gives exactly the index in memory.
+   */
+  verify(): VerifyReport {
+    const problems: string[] = []
+    const note = (problem: string): void => {
+      if (problems.length < MAX_PROBLEMS) problems.push(problem)
+    }
+    for (const slot of [0, 1] as const) {
+      const check = decodeSuperblock(this.domain.view(superblockOffset(slot), SUPERBLOCK_BYTES))
+      if (!check.ok) note(`superblock copy ${slot} is invalid: ${check.detail}`)
+    }
+    const replay = new Map<string, number>()
+    let result: RecoveryResult
+    try {
+      result = recover(
+        this.domain,
+        this.superblock,
+        (type, location, key) => (type === RECORD_PUT ? replay.set(key, location) : replay.delete(key)),
+        { repair: false },
+      )
+    } catch (error) {
+      note(error instanceof Error ? error.message : String(error))
+      return { ok: false, problems, batches: 0, records: 0, keys: this.index.size }
+    }
+    const torn = result.report.tornTail
+    if (torn !== undefined) note(`segment ${torn.segment} holds ${torn.bytes} bytes of garbage after its last batch at offset ${torn.offset} (${torn.reason})`)
+    if (result.nextBatchSeq !== this.#nextBatchSeq) note(`the log ends before batch ${result.nextBatchSeq}, but the writer is at ${this.#nextBatchSeq}`)
+    if (result.head !== this.#head) note(`the log's head segment is ${result.head}, but the writer's is ${this.#head}`)
+    if (replay.size !== this.index.size) note(`replaying the log gives ${replay.size} keys, the index has ${this.index.size}`)
+    for (const [key, location] of replay) {
+      const live = this.index.get(key)
+      if (live !== location) note(`key ${JSON.stringify(key)}: the log puts it at ${location}, the index at ${live}`)
+    }
+    return { ok: problems.length === 0, problems, batches: result.report.batches, records: result.report.records, keys: replay.size }
   }
 
   /** The encoded value of the put record at `location` (a view: copy before handing it out). */

@@ -55,9 +55,15 @@ export type RecordVisitor = (type: number, recordOffset: number, key: string) =>
  * recovery refuses to guess and throws DAXKV_CORRUPTION.
  *
  * Recovery writes only that zeroing, which is idempotent: a crash during
- * recovery leaves an image that recovers to the same state.
+ * recovery leaves an image that recovers to the same state. With
+ * `repair: false` it writes nothing and only reports (used by verify).
  */
-export function recover(domain: PersistenceDomain, superblock: Superblock, visit: RecordVisitor): RecoveryResult {
+export function recover(
+  domain: PersistenceDomain,
+  superblock: Superblock,
+  visit: RecordVisitor,
+  options: { readonly repair: boolean } = { repair: true },
+): RecoveryResult {
   const started = performance.now()
   const { segmentBytes, segmentCount, fileId } = superblock
   const segments: SegmentState[] = []
@@ -128,8 +134,10 @@ export function recover(domain: PersistenceDomain, superblock: Superblock, visit
       // never acknowledged. Zeroing the tail now means a later batch written
       // here can never be followed by stale bytes that happen to parse.
       tornTail = { segment: segment.index, offset: start + pos, bytes: garbageEnd - pos, reason: endReason }
-      domain.zero(start + pos, garbageEnd - pos)
-      domain.persist(start + pos, garbageEnd - pos)
+      if (options.repair) {
+        domain.zero(start + pos, garbageEnd - pos)
+        domain.persist(start + pos, garbageEnd - pos)
+      }
     }
   }
   const head = inUse.length === 0 ? -1 : inUse[inUse.length - 1]!.index
