@@ -1,5 +1,6 @@
 import { DaxKVError, ErrorCode, assert } from '../errors.js'
 import {
+  CACHE_LINE_BYTES,
   MARKER_BYTES,
   MARKER_OFFSET,
   RECORD_HEADER_BYTES,
@@ -11,6 +12,7 @@ import { batchBytes, encodeBatch, isZero, type EncodedOp } from '../format/batch
 import { encodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../format/segment.js'
 import { decodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
+import { commitFaults } from './faults.js'
 import { KeyIndex } from './key-index.js'
 import { recover, type RecoveryReport, type RecoveryResult, type SegmentState } from './recovery.js'
 import { readSuperblocks } from './superblock-io.js'
@@ -130,25 +132,30 @@ export class LogStore {
       assert(encoded === length, 'batch length matches its estimate')
       const at = this.#pos
       const domain = this.domain
-      // Step 1 (docs/format.md): write header and records; the marker word stays zero.
-      domain.write(at, this.#scratch.subarray(0, length))
-      if (this.durable) {
-        domain.flush(at, length)
-        // Step 2: on cache-line hardware the data must be durable before the
-        // marker can be. Crash: if we die before this drain, the marker is
-        // still zero, so recovery ends the log before this batch.
-        if (domain.orderedMarker) domain.drain()
+      const faults = commitFaults
+      if (faults.markerBeforeData) {
+        this.#commitMarkerFirst(at, length, seq)
+      } else {
+        // Step 1 (docs/format.md): write header and records; the marker word stays zero.
+        domain.write(at, this.#scratch.subarray(0, length))
+        if (this.durable) {
+          domain.flush(at, faults.flushOneLineShort ? lastLineStart(at, length) - at : length)
+          // Step 2: on cache-line hardware the data must be durable before the
+          // marker can be. Crash: if we die before this drain, the marker is
+          // still zero, so recovery ends the log before this batch.
+          if (domain.orderedMarker && !faults.skipDataDrain) domain.drain()
+        }
+        // Step 3: the commit marker, one aligned 8-byte store of seq.
+        domain.writeMarker(at + MARKER_OFFSET, seq)
+        if (this.durable) {
+          // Step 4: persist the marker. Once this drain returns the batch is
+          // committed; a crash before it leaves either no marker or (msync
+          // mode) a marker whose batch the checksum still has to accept.
+          domain.flush(at + MARKER_OFFSET, MARKER_BYTES)
+          if (!faults.skipMarkerDrain) domain.drain()
+        }
       }
-      // Step 3: the commit marker, one aligned 8-byte store of seq.
-      domain.writeMarker(at + MARKER_OFFSET, seq)
-      if (this.durable) {
-        // Step 4: persist the marker. Once this drain returns the batch is
-        // committed; a crash before it leaves either no marker or (msync mode)
-        // a marker whose batch the checksum still has to accept.
-        domain.flush(at + MARKER_OFFSET, MARKER_BYTES)
-        domain.drain()
-        this.#unpersistedFrom = at + length
-      }
+      if (this.durable) this.#unpersistedFrom = at + length
       this.#pos = at + length
       this.#nextBatchSeq = seq + 1
       this.counters.batches++
@@ -284,9 +291,24 @@ export class LogStore {
     this.counters.segmentsOpened++
   }
 
+  /** The broken order of the markerBeforeData fault (engine/faults.ts): marker persisted, then data. */
+  #commitMarkerFirst(at: number, length: number, seq: number): void {
+    const data = this.#scratch.subarray(0, length)
+    this.domain.write(at, data.subarray(0, MARKER_BYTES))
+    this.domain.writeMarker(at + MARKER_OFFSET, seq)
+    this.domain.persist(at, MARKER_BYTES)
+    this.domain.write(at + MARKER_BYTES, data.subarray(MARKER_BYTES))
+    this.domain.persist(at, length)
+  }
+
   #latched(): DaxKVError {
     return new DaxKVError(ErrorCode.IO, `a previous I/O error left the store failed; close and reopen it (${this.#failed?.message})`, {
       cause: this.#failed,
     })
   }
+}
+
+/** Start of the last cache line that [at, at + length) touches. */
+function lastLineStart(at: number, length: number): number {
+  return Math.max(at, Math.floor((at + length - 1) / CACHE_LINE_BYTES) * CACHE_LINE_BYTES)
 }

@@ -1,0 +1,348 @@
+import { openOnDomain, type DaxKV } from '../db.js'
+import { native } from '../platform/native.js'
+import { SimulatedDomain, type SimulatedGranularity } from '../platform/simulated-domain.js'
+import { Random } from './random.js'
+import { describeValue, makeWorkload, type Step, type WorkloadShape } from './workload.js'
+
+/** Options of a simulated power-failure campaign; see docs/crash-testing.md. */
+export interface PowerFailureOptions {
+  readonly seed: number
+  /** Workload steps (puts, deletes, batches). */
+  readonly steps: number
+  /** 'cache-line' simulates DAX persistent memory, 'page' simulates msync on a disk. */
+  readonly granularity: SimulatedGranularity
+  /** Crash images enumerated exhaustively while this many units or fewer are pending. */
+  readonly exhaustiveUnits?: number
+  /** Crash images sampled at random per crash point beyond that. */
+  readonly samplesPerPoint?: number
+  readonly fileBytes?: number
+  readonly segmentBytes?: number
+  readonly shape?: Partial<WorkloadShape>
+  /** Also crash during recovery (while it zeroes a torn tail) and recover again. */
+  readonly recoveryCrashes?: boolean
+  /** Stop after this many violations. */
+  readonly maxViolations?: number
+  /** Called after each workload step. */
+  readonly onProgress?: (stepsDone: number, result: PowerFailureResult) => void
+  /** Receives a sample of crash images (one in `imageSampleEvery`), e.g. to open them as real files. */
+  readonly onImage?: (image: Buffer, expect: (state: ReadonlyMap<string, Buffer>) => string | undefined) => void
+  readonly imageSampleEvery?: number
+}
+
+/** One broken invariant, with enough context to replay and understand it. */
+export interface Violation {
+  readonly seed: number
+  readonly granularity: SimulatedGranularity
+  /** The crash point: the n-th store/flush/drain event of the workload. */
+  readonly event: number
+  readonly eventKind: string
+  /** Workload steps in flight at the crash (not yet acknowledged). */
+  readonly inFlight: readonly number[]
+  /** Which pending units reached the media in this image. */
+  readonly image: string
+  readonly invariant: string
+  readonly explanation: string
+}
+
+export interface PowerFailureResult {
+  readonly seed: number
+  readonly granularity: SimulatedGranularity
+  stepsRun: number
+  crashPoints: number
+  images: number
+  recoveries: number
+  recoveryCrashImages: number
+  readonly violations: Violation[]
+  durationMs: number
+}
+
+type State = Map<string, Buffer>
+
+interface Recovered {
+  readonly state: State
+  readonly problem: { invariant: string; explanation: string } | undefined
+}
+
+const DB_OPTIONS = { valueEncoding: 'binary', cacheSize: 0 } as const
+const PROBE_KEY = '\u0001probe'
+
+/**
+ * Drives a seeded workload through the simulated persistence domain and, at
+ * every store, flush and drain event, builds the images a power failure
+ * could leave (everything durable plus any subset of the pending units),
+ * recovers each, and checks the invariants of docs/crash-testing.md:
+ * (1) every acknowledged write is present with its exact value; (2) every
+ * batch is all-or-nothing; (3) no value is torn; (4) the store opens,
+ * verifies and accepts writes; (5) recovering an image twice gives the same
+ * state, also after a crash during recovery. On cache-line hardware it also
+ * checks the ordering the protocol promises: no batch's marker is durable
+ * before its data.
+ */
+export async function runPowerFailureCampaign(options: PowerFailureOptions): Promise<PowerFailureResult> {
+  const started = performance.now()
+  const { seed, granularity } = options
+  const exhaustiveUnits = options.exhaustiveUnits ?? 8
+  const samples = options.samplesPerPoint ?? 6
+  const maxViolations = options.maxViolations ?? 5
+  const sampleEvery = options.imageSampleEvery ?? 50
+  const dbOptions = { ...DB_OPTIONS, segmentSize: options.segmentBytes ?? 64 * 1024 }
+  const result: PowerFailureResult = {
+    seed,
+    granularity,
+    stepsRun: 0,
+    crashPoints: 0,
+    images: 0,
+    recoveries: 0,
+    recoveryCrashImages: 0,
+    violations: [],
+    durationMs: 0,
+  }
+  const random = new Random(seed ^ 0x2545f491)
+  const domain = new SimulatedDomain(options.fileBytes ?? 512 * 1024, granularity)
+  const db = openOnDomain<Buffer>(domain, dbOptions)
+  const acked: State = new Map()
+  const inFlight: Step[] = []
+  const recoveredByImage = new Map<string, Recovered>()
+  let event = 0
+
+  const recoverImage = (image: Buffer): Recovered => {
+    result.recoveries++
+    let reopened: DaxKV<Buffer>
+    let recoveryDomain: SimulatedDomain
+    const captured: Buffer[] = []
+    try {
+      recoveryDomain = SimulatedDomain.fromImage(image, granularity)
+      if (options.recoveryCrashes !== false) {
+        // Crash points inside recovery: images its own writes could leave,
+        // a seeded sample of at most `samples` per recovery (reservoir).
+        let seen = 0
+        recoveryDomain.onEvent = () => {
+          for (const img of imagesOf(recoveryDomain, random, exhaustiveUnits, samples)) {
+            seen++
+            if (captured.length < samples) captured.push(img.image)
+            else if (random.next() * seen < samples) captured[random.int(0, samples - 1)] = img.image
+          }
+        }
+      }
+      reopened = openOnDomain<Buffer>(recoveryDomain, dbOptions)
+      recoveryDomain.onEvent = undefined
+    } catch (error) {
+      return { state: new Map(), problem: { invariant: '(4) the store opens', explanation: `recovery threw: ${String(error)}` } }
+    }
+    const state = stateOf(reopened)
+    const torn = reopened.recovery.tornTail
+    if (granularity === 'cache-line' && torn !== undefined && torn.reason !== 'marker' && torn.reason !== 'zero') {
+      return {
+        state,
+        problem: {
+          invariant: 'ordering: a marker is durable only after its batch',
+          explanation: `batch at offset ${torn.offset} has a durable commit marker but its ${torn.reason} check fails: the marker reached the media before the data`,
+        },
+      }
+    }
+    const verify = reopened.verify()
+    if (!verify.ok) return { state, problem: { invariant: '(4) the store verifies', explanation: verify.problems.join('; ') } }
+    try {
+      reopened.putSync(PROBE_KEY, Buffer.from('probe'))
+      if (reopened.get(PROBE_KEY)?.toString() !== 'probe') throw new Error('probe value did not read back')
+    } catch (error) {
+      return { state, problem: { invariant: '(4) the store accepts writes', explanation: String(error) } }
+    }
+    let again: State
+    try {
+      again = stateOf(openOnDomain<Buffer>(SimulatedDomain.fromImage(image, granularity), dbOptions))
+    } catch (error) {
+      return { state, problem: { invariant: '(5) recovery is repeatable', explanation: `second recovery threw: ${String(error)}` } }
+    }
+    const diff = firstDifference(state, again)
+    if (diff !== undefined) return { state, problem: { invariant: '(5) recovery is repeatable', explanation: `second recovery differs: ${diff}` } }
+    for (const crashed of captured) {
+      result.recoveryCrashImages++
+      let after: State
+      try {
+        after = stateOf(openOnDomain<Buffer>(SimulatedDomain.fromImage(crashed, granularity), dbOptions))
+      } catch (error) {
+        return { state, problem: { invariant: '(5) a crash during recovery is harmless', explanation: `recovery after a crash in recovery threw: ${String(error)}` } }
+      }
+      const d = firstDifference(state, after)
+      if (d !== undefined) return { state, problem: { invariant: '(5) a crash during recovery is harmless', explanation: d } }
+    }
+    return { state, problem: undefined }
+  }
+
+  const checkPoint = (eventKind: string): void => {
+    if (result.violations.length >= maxViolations) return
+    result.crashPoints++
+    const candidates = candidateStates(acked, inFlight)
+    for (const { image, description } of imagesOf(domain, random, exhaustiveUnits, samples)) {
+      result.images++
+      const key = imageKey(image)
+      let recovered = recoveredByImage.get(key)
+      if (recovered === undefined) {
+        recovered = recoverImage(image)
+        recoveredByImage.set(key, recovered)
+      }
+      const problem = recovered.problem ?? judge(recovered.state, acked, inFlight, candidates)
+      if (options.onImage !== undefined && result.images % sampleEvery === 0) {
+        options.onImage(image, (state) => judge(new Map(state), acked, inFlight, candidates)?.explanation)
+      }
+      if (problem !== undefined) {
+        result.violations.push({
+          seed,
+          granularity,
+          event,
+          eventKind,
+          inFlight: inFlight.map((s) => s.index),
+          image: description,
+          ...problem,
+        })
+        if (result.violations.length >= maxViolations) return
+      }
+    }
+  }
+
+  domain.onEvent = (kind) => {
+    event++
+    checkPoint(kind)
+  }
+  const steps = makeWorkload(seed, options.steps, options.shape)
+  for (let i = 0; i < steps.length && result.violations.length < maxViolations; ) {
+    const step = steps[i]!
+    if (step.sync) {
+      inFlight.push(step)
+      runSync(db, step)
+      acknowledge(acked, inFlight, step)
+      i++
+    } else {
+      // Consecutive promise-API steps go out in one tick: one group commit.
+      const group: Step[] = []
+      while (i < steps.length && !steps[i]!.sync && group.length < 4) group.push(steps[i++]!)
+      const promises = group.map((s) => {
+        inFlight.push(s)
+        return runAsync(db, s).then(() => acknowledge(acked, inFlight, s))
+      })
+      await Promise.all(promises)
+    }
+    result.stepsRun = i
+    options.onProgress?.(i, result)
+  }
+  domain.onEvent = undefined
+  await db.close()
+  result.durationMs = performance.now() - started
+  return result
+}
+
+/** The images a crash at this moment could leave, with a description of each. */
+function* imagesOf(
+  domain: SimulatedDomain,
+  random: Random,
+  exhaustiveUnits: number,
+  samples: number,
+): Generator<{ image: Buffer; description: string }> {
+  const pending = domain.pendingUnits()
+  const n = pending.length
+  const describe = (reached: boolean[]): string => {
+    const offsets = pending.filter((_, i) => reached[i]).map((u) => u.offset)
+    return `${offsets.length} of ${n} pending ${domain.unitBytes}-byte units reached the media` + (offsets.length > 0 && offsets.length <= 8 ? ` (at ${offsets.join(', ')})` : '')
+  }
+  if (n <= exhaustiveUnits) {
+    for (let mask = 0; mask < 2 ** n; mask++) {
+      const reached = pending.map((_, i) => (mask & (1 << i)) !== 0)
+      yield { image: domain.crashImage((_, i) => reached[i]!), description: describe(reached) }
+    }
+    return
+  }
+  const choices: boolean[][] = [pending.map(() => false), pending.map(() => true)]
+  for (let s = 0; s < samples; s++) {
+    const p = random.next()
+    choices.push(pending.map(() => random.chance(p)))
+  }
+  for (const reached of choices) yield { image: domain.crashImage((_, i) => reached[i]!), description: describe(reached) }
+}
+
+function imageKey(image: Buffer): string {
+  return `${native.crc32c(image, 0, image.length)}:${native.crc32c(image, 0, image.length, 0x9e3779b9)}`
+}
+
+function stateOf(db: DaxKV<Buffer>): State {
+  const state: State = new Map()
+  for (const [key, value] of db.range()) if (key !== PROBE_KEY) state.set(key as string, value)
+  return state
+}
+
+function runSync(db: DaxKV<Buffer>, step: Step): void {
+  if (step.kind === 'batch') db.batchSync(toBatch(step))
+  else if (step.kind === 'put') db.putSync(step.changes[0]![0], step.changes[0]![1]!)
+  else db.delSync(step.changes[0]![0])
+}
+
+function runAsync(db: DaxKV<Buffer>, step: Step): Promise<void> {
+  if (step.kind === 'batch') return db.batch(toBatch(step))
+  if (step.kind === 'put') return db.put(step.changes[0]![0], step.changes[0]![1]!)
+  return db.del(step.changes[0]![0])
+}
+
+function toBatch(step: Step): ({ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string })[] {
+  return step.changes.map(([key, value]) => (value === undefined ? { type: 'del', key } : { type: 'put', key, value }))
+}
+
+function apply(state: State, step: Step): void {
+  for (const [key, value] of step.changes) {
+    if (value === undefined) state.delete(key)
+    else state.set(key, value)
+  }
+}
+
+function acknowledge(acked: State, inFlight: Step[], step: Step): void {
+  apply(acked, step)
+  inFlight.splice(inFlight.indexOf(step), 1)
+}
+
+/** Acknowledged state plus each prefix of the in-flight steps, in commit order. */
+function candidateStates(acked: State, inFlight: readonly Step[]): State[] {
+  const out: State[] = [acked]
+  let state = acked
+  for (const step of inFlight) {
+    state = new Map(state)
+    apply(state, step)
+    out.push(state)
+  }
+  return out
+}
+
+/** Undefined when `state` is one of the candidates; else which invariant fails and why. */
+function judge(
+  state: State,
+  acked: State,
+  inFlight: readonly Step[],
+  candidates: readonly State[],
+): { invariant: string; explanation: string } | undefined {
+  if (candidates.some((c) => firstDifference(c, state) === undefined)) return undefined
+  const keys = new Set([...acked.keys(), ...state.keys(), ...inFlight.flatMap((s) => s.changes.map(([k]) => k))])
+  for (const key of keys) {
+    const actual = state.get(key)
+    const allowed = [acked.get(key), ...inFlight.flatMap((s) => s.changes.filter(([k]) => k === key).map(([, v]) => v))]
+    if (allowed.some((v) => same(v, actual))) continue
+    const writers = inFlight.filter((s) => s.changes.some(([k]) => k === key)).map((s) => s.index)
+    const expected = `${describeValue(acked.get(key))} (acknowledged)` + (writers.length > 0 ? ` or a value of in-flight step(s) ${writers.join(', ')}` : '')
+    const lost = actual === undefined || /written by step/.test(describeValue(actual))
+    return {
+      invariant: lost ? '(1) every acknowledged write is present' : '(3) no value is torn',
+      explanation: `key ${JSON.stringify(key.slice(0, 24))}: expected ${expected}, read ${describeValue(actual)}`,
+    }
+  }
+  return {
+    invariant: '(2) every batch is all-or-nothing',
+    explanation: `each key holds an allowed value, but no prefix of the in-flight steps ${inFlight.map((s) => s.index).join(', ')} gives this state`,
+  }
+}
+
+function same(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.equals(b)
+}
+
+function firstDifference(a: State, b: State): string | undefined {
+  for (const [key, value] of a) if (!same(value, b.get(key))) return `key ${JSON.stringify(key.slice(0, 24))}: ${describeValue(value)} vs ${describeValue(b.get(key))}`
+  for (const key of b.keys()) if (!a.has(key)) return `key ${JSON.stringify(key.slice(0, 24))}: absent vs ${describeValue(b.get(key))}`
+  return undefined
+}
