@@ -2,9 +2,9 @@ import fs from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { DaxKVError, ErrorCode } from './errors.js'
 import { keyFromBytes, keyToBytes, valueCodec, type Key, type KeyEncoding, type ValueCodec, type ValueEncoding } from './encoding.js'
-import { BATCH_HEADER_BYTES, RECORD_DEL, RECORD_PUT } from './format/constants.js'
-import { recordBytes, type EncodedOp } from './format/batch.js'
-import { LogStore, type VerifyReport } from './engine/log-store.js'
+import { BATCH_HEADER_BYTES, FILE_BYTES_MAX, RECORD_DEL, RECORD_PUT, SUPERBLOCK_AREA_BYTES } from './format/constants.js'
+import { isZero, recordBytes, type EncodedOp } from './format/batch.js'
+import { LogStore, type LogStoreOptions, type VerifyReport } from './engine/log-store.js'
 import type { RecoveryReport } from './engine/recovery.js'
 import { chooseGeometry, formatSuperblocks } from './engine/superblock-io.js'
 import type { Bound } from './engine/sorted-keys.js'
@@ -35,6 +35,12 @@ export interface OpenOptions {
   mode?: ModeRequest
   /** Segment size of a new daxfile (power of two, 64 KiB to 256 MiB). Default: up to 4 MiB, at least 8 segments. A value must fit in one segment. */
   segmentSize?: number | string
+  /** Grow the file by whole, preallocated segments when free space runs low and compaction cannot free enough. Default `true`. */
+  autoGrow?: boolean
+  /** The file never grows beyond this size (bytes or a string such as `'1GiB'`); at it, puts fail with DAXKV_FULL. Default 2 GiB, the largest daxfile. */
+  maxSize?: number | string
+  /** Clean segments in the background, a little at a time, when garbage builds up. Default `true`; `compact()` works either way. */
+  backgroundCompaction?: boolean
 }
 
 /** One operation of {@link DaxKV.batch}. */
@@ -58,14 +64,32 @@ export interface Stats {
   readonly path: string
   readonly sync: boolean
   readonly keys: number
+  /** The file's size: its capacity. */
   readonly fileBytes: number
+  readonly maxFileBytes: number
   readonly segmentBytes: number
   readonly segments: number
   readonly segmentsInUse: number
+  readonly segmentsFree: number
+  /** Bytes of segments in use, from header to last batch. */
   readonly usedBytes: number
+  /** Bytes of live records: the latest put of each key and the tombstones still needed. */
+  readonly liveBytes: number
+  /** Share of the used bytes that compaction could reclaim. */
+  readonly garbageRatio: number
   readonly batchesWritten: number
   readonly recordsWritten: number
+  /** Bytes appended for callers since open. */
   readonly bytesAppended: number
+  /** Segments cleaned by compaction since open. */
+  readonly compactions: number
+  /** Bytes compaction appended again since open. */
+  readonly bytesCopied: number
+  /** (bytesAppended + bytesCopied) / bytesAppended: bytes written to the log per byte written by callers. */
+  readonly writeAmplification: number
+  readonly tombstonesDropped: number
+  /** Times the file grew since open. */
+  readonly growths: number
   readonly cache: { readonly entries: number; readonly hits: number; readonly misses: number }
   /** The cache-line write-back instruction in use in dax and forced-dax modes. */
   readonly flushInstruction: string | undefined
@@ -83,6 +107,10 @@ interface PendingUnit {
 }
 
 const DEFAULT_SIZE = '64MiB'
+/** Bytes of a victim segment one compaction step scans: small enough to keep the event loop responsive. */
+const COMPACTION_STEP_BYTES = 256 * 1024
+/** compact() cleans every segment up to this full. */
+const COMPACT_ALL_UTILIZATION_MAX = 0.999
 const DEFAULT_CACHE_ENTRIES = 10_000
 /** Stands for a cached `null`, which lru-cache cannot hold. */
 const CACHED_NULL = Symbol('null')
@@ -106,11 +134,18 @@ export class DaxKV<V = any> {
   #scheduled = false
   #closed = false
   #closing: Promise<void> | undefined
+  readonly #maxFileBytes: number
+  readonly #backgroundCompaction: boolean
+  #compactionScheduled = false
+  /** The last error of background compaction (it stops on an error; writes will report it too). */
+  #compactionError: unknown
 
   /** @internal Use {@link open}. */
   constructor(store: LogStore, file: OpenedFile | undefined, path: string, options: OpenOptions) {
     this.path = path
     this.#store = store
+    this.#maxFileBytes = maxFileBytesOf(options)
+    this.#backgroundCompaction = options.backgroundCompaction !== false
     this.#file = file
     this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
     this.#keyEncoding = options.keyEncoding ?? 'utf8'
@@ -167,17 +202,17 @@ export class DaxKV<V = any> {
     return this.#enqueue(() => this.#encodeBatch(operations))
   }
 
-  /** {@link put}, durable when it returns. */
+  /** {@link put}, committed when it returns (durable, unless the store was opened with `sync: false`). */
   putSync(key: Key, value: V): void {
     this.#commitNow([this.#encodePut(key, value)])
   }
 
-  /** {@link del}, durable when it returns. */
+  /** {@link del}, committed when it returns (durable, unless `sync: false`). */
   delSync(key: Key): void {
     this.#commitNow([this.#encodeDel(key)])
   }
 
-  /** {@link batch}, durable when it returns. */
+  /** {@link batch}, committed when it returns (durable, unless `sync: false`). */
   batchSync(operations: readonly BatchOperation<V>[]): void {
     this.#commitNow(this.#encodeBatch(operations))
   }
@@ -203,27 +238,55 @@ export class DaxKV<V = any> {
   stats(): Stats {
     this.#checkOpen()
     const store = this.#store
-    const usage = store.segmentUsage()
+    const usage = store.space()
     const kind = store.domain.kind
+    const { counters } = store
     return {
       mode: kind,
       path: this.path,
       sync: store.durable,
       keys: store.index.size,
       fileBytes: store.superblock.fileBytes,
+      maxFileBytes: this.#maxFileBytes,
       segmentBytes: store.superblock.segmentBytes,
-      segments: usage.total,
-      segmentsInUse: usage.inUse,
+      segments: usage.segments,
+      segmentsInUse: usage.segmentsInUse,
+      segmentsFree: usage.segmentsFree,
       usedBytes: usage.usedBytes,
-      batchesWritten: store.counters.batches,
-      recordsWritten: store.counters.records,
-      bytesAppended: store.counters.bytesAppended,
+      liveBytes: usage.liveBytes,
+      garbageRatio: usage.usedBytes === 0 ? 0 : usage.garbageBytes / usage.usedBytes,
+      batchesWritten: counters.batches,
+      recordsWritten: counters.records,
+      bytesAppended: counters.bytesAppended,
+      compactions: counters.compactions,
+      bytesCopied: counters.bytesCopied,
+      writeAmplification: counters.bytesAppended === 0 ? 1 : (counters.bytesAppended + counters.bytesCopied) / counters.bytesAppended,
+      tombstonesDropped: counters.tombstonesDropped,
+      growths: counters.growths,
       cache: { entries: this.#cache?.size ?? 0, hits: this.#cacheHits, misses: this.#cacheMisses },
       flushInstruction: kind === 'dax' || kind === 'forced-dax' ? native.flushInstruction : undefined,
       crc32c: native.crc32cImplementation,
       statxDax: this.#file?.statxDax ?? null,
       recovery: store.recovery,
     }
+  }
+
+  /**
+   * Cleans every segment that holds garbage: copies its live records to the
+   * head of the log and frees it. Reads and writes issued meanwhile are
+   * served between steps. Resolves with what was done.
+   */
+  async compact(): Promise<{ segmentsCleaned: number; bytesCopied: number }> {
+    this.#checkOpen()
+    this.#flushPending()
+    const counters = this.#store.counters
+    const before = { segments: counters.compactions, bytes: counters.bytesCopied }
+    while (!this.#closed && this.#closing === undefined) {
+      // Any segment with garbage qualifies; full ones are skipped.
+      if (!this.#store.compactStep(COMPACTION_STEP_BYTES, COMPACT_ALL_UTILIZATION_MAX)) break
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    return { segmentsCleaned: counters.compactions - before.segments, bytesCopied: counters.bytesCopied - before.bytes }
   }
 
   /**
@@ -389,6 +452,26 @@ export class DaxKV<V = any> {
       for (let k = i; k < j; k++) units[k]!.resolve()
       i = j
     }
+    this.#scheduleCompaction()
+  }
+
+  /** Runs one bounded compaction step per event-loop turn while the store wants it. */
+  #scheduleCompaction(): void {
+    if (!this.#backgroundCompaction || this.#compactionScheduled || this.#compactionError !== undefined) return
+    if (!this.#store.wantsCompaction()) return
+    this.#compactionScheduled = true
+    setImmediate(() => {
+      this.#compactionScheduled = false
+      if (this.#closed || this.#closing !== undefined) return
+      try {
+        this.#store.compactStep(COMPACTION_STEP_BYTES)
+      } catch (error) {
+        // A full file or an I/O error: the next write reports it with its own error.
+        this.#compactionError = error
+        return
+      }
+      this.#scheduleCompaction()
+    })
   }
 
   #checkOpen(): void {
@@ -406,6 +489,16 @@ function unitBytes(ops: readonly EncodedOp[]): number {
 
 function bound(key: Key | undefined, inclusive: boolean): Bound | undefined {
   return key === undefined ? undefined : { key: keyToBytes(key), inclusive }
+}
+
+function maxFileBytesOf(options: OpenOptions): number {
+  const max = options.maxSize === undefined ? FILE_BYTES_MAX : parseSize(options.maxSize, 'maxSize')
+  if (max > FILE_BYTES_MAX) throw new RangeError(`maxSize must be at most ${FILE_BYTES_MAX} bytes, got ${max}`)
+  return max
+}
+
+function storeOptions(options: OpenOptions): LogStoreOptions {
+  return { durable: options.sync !== false, autoGrow: options.autoGrow !== false, maxBytes: maxFileBytesOf(options) }
 }
 
 function modeFrom(options: OpenOptions): ModeRequest {
@@ -452,8 +545,13 @@ export async function open<V = any>(path: string, options: OpenOptions = {}): Pr
     })
   }
   file ??= openDaxfile(path, mode)
+  const opened = file
   try {
-    return new DaxKV<V>(LogStore.open(file.domain, path, options.sync !== false), file, path, options)
+    const store = LogStore.open(file.domain, path, {
+      ...storeOptions(options),
+      beforeRecovery: (superblock) => opened.checkExtents(superblock.fileBytes),
+    })
+    return new DaxKV<V>(store, file, path, options)
   } catch (error) {
     file.close()
     throw error
@@ -468,11 +566,11 @@ export async function open<V = any>(path: string, options: OpenOptions = {}): Pr
  */
 export function openOnDomain<V = any>(domain: PersistenceDomain, options: OpenOptions = {}, label = '(simulated)'): DaxKV<V> {
   checkOptions(options)
-  if (domain.view(0, 8).every((b) => b === 0)) {
+  if (isZero(domain.view(0, SUPERBLOCK_AREA_BYTES), 0, SUPERBLOCK_AREA_BYTES)) {
     formatSuperblocks(
       domain,
       chooseGeometry(domain.size, options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize')),
     )
   }
-  return new DaxKV<V>(LogStore.open(domain, label, options.sync !== false), undefined, label, options)
+  return new DaxKV<V>(LogStore.open(domain, label, storeOptions(options)), undefined, label, options)
 }

@@ -277,11 +277,20 @@ napi_value Fallocate(napi_env env, napi_callback_info info) {
 }
 
 napi_value Fiemap(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
+  napi_value argv[2];
   int fd;
-  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], "fiemap", &fd)) return nullptr;
+  if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], "fiemap", &fd)) return nullptr;
+  // The optional second argument limits the check to the file's first bytes.
+  double limit = 9007199254740991.0;
+  napi_valuetype limit_type;
+  NAPI_OK(napi_typeof(env, argv[1], &limit_type));
+  if (limit_type != napi_undefined && !get_integer(env, argv[1], "fiemap", "limit", 9007199254740991.0, &limit)) {
+    return nullptr;
+  }
   FiemapReport report;
-  if (int err = file_fiemap(fd, &report); err != 0) return throw_errno(env, err, "ioctl(FIEMAP)");
+  if (int err = file_fiemap(fd, static_cast<uint64_t>(limit), &report); err != 0) {
+    return throw_errno(env, err, "ioctl(FIEMAP)");
+  }
 
   napi_value result, supported;
   NAPI_OK(napi_create_object(env, &result));

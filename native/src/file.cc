@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fiemap.h>
+
+#include <algorithm>
 #include <linux/fs.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -40,7 +42,7 @@ int file_fallocate(int fd, int64_t offset, int64_t length) {
   return 0;
 }
 
-int file_fiemap(int fd, FiemapReport* report) {
+int file_fiemap(int fd, uint64_t limit, FiemapReport* report) {
   *report = FiemapReport{};
   report->supported = true;
 
@@ -52,10 +54,10 @@ int file_fiemap(int fd, FiemapReport* report) {
   auto* map = reinterpret_cast<struct fiemap*>(storage);
 
   uint64_t start = 0;
-  for (;;) {
+  while (start < limit) {
     std::memset(storage, 0, sizeof storage);
     map->fm_start = start;
-    map->fm_length = FIEMAP_MAX_OFFSET - start;
+    map->fm_length = limit - start;
     // SYNC writes back dirty pages first, so delayed allocations become real
     // extents and the report describes what is on disk.
     map->fm_flags = FIEMAP_FLAG_SYNC;
@@ -74,7 +76,8 @@ int file_fiemap(int fd, FiemapReport* report) {
     for (unsigned i = 0; i < map->fm_mapped_extents; i++) {
       const struct fiemap_extent& e = map->fm_extents[i];
       report->extents++;
-      report->mapped_bytes += e.fe_length;
+      const uint64_t end = std::min<uint64_t>(e.fe_logical + e.fe_length, limit);
+      if (end > e.fe_logical) report->mapped_bytes += end - e.fe_logical;
       if (e.fe_flags & FIEMAP_EXTENT_SHARED) report->shared++;
       if (e.fe_flags & FIEMAP_EXTENT_UNWRITTEN) report->unwritten++;
       if (e.fe_flags & FIEMAP_EXTENT_DELALLOC) report->delalloc++;
@@ -89,6 +92,7 @@ int file_fiemap(int fd, FiemapReport* report) {
     if (next <= start) return EIO;
     start = next;
   }
+  return 0;
 }
 
 int file_flock(int fd, LockOp op, bool* acquired) {

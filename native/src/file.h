@@ -22,9 +22,11 @@ struct FiemapReport {
   uint64_t inline_data;
 };
 
-// Maps the whole file with FIEMAP_FLAG_SYNC and counts extents by flag. A
-// filesystem without FIEMAP (tmpfs) gives supported = false and returns 0.
-int file_fiemap(int fd, FiemapReport* report);
+// Maps the file's bytes [0, limit) with FIEMAP_FLAG_SYNC and counts the
+// extents that overlap them by flag; mapped_bytes counts only bytes below
+// limit. A filesystem without FIEMAP (tmpfs) gives supported = false and
+// returns 0.
+int file_fiemap(int fd, uint64_t limit, FiemapReport* report);
 
 enum class LockOp { kExclusive, kShared, kUnlock };
 

@@ -3,19 +3,30 @@ import {
   CACHE_LINE_BYTES,
   MARKER_BYTES,
   MARKER_OFFSET,
+  RECORD_DEL,
   RECORD_HEADER_BYTES,
   RECORD_PUT,
   SEGMENT_HEADER_BYTES,
   SUPERBLOCK_BYTES,
 } from '../format/constants.js'
-import { batchBytes, encodeBatch, isZero, type EncodedOp } from '../format/batch.js'
-import { encodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../format/segment.js'
+import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, recordBytes, type EncodedOp } from '../format/batch.js'
+import { SEGMENT_FREE_MARK, encodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../format/segment.js'
 import { decodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { commitFaults } from './faults.js'
 import { KeyIndex } from './key-index.js'
-import { recover, type RecoveryReport, type RecoveryResult, type SegmentState } from './recovery.js'
-import { readSuperblocks } from './superblock-io.js'
+import { recover, type RecoveryReport, type SegmentState } from './recovery.js'
+import {
+  BACKGROUND_GARBAGE_RATIO,
+  FOREGROUND_UTILIZATION_MAX,
+  FREE_SEGMENTS_LOW,
+  RESERVE_SEGMENTS,
+  capacityOf,
+  pickVictim,
+  spaceUsage,
+  type SpaceUsage,
+} from './space.js'
+import { readSuperblocks, writeSuperblock } from './superblock-io.js'
 
 /** What {@link LogStore.verify} found; `problems` is empty when `ok`. */
 export interface VerifyReport {
@@ -26,34 +37,78 @@ export interface VerifyReport {
   readonly keys: number
 }
 
-const MAX_PROBLEMS = 50
-
-/** Counters a store keeps about its own writes. */
+/** Counters a store keeps about its own work since it was opened. */
 export interface LogCounters {
+  /** Batches and records appended for callers (not compaction copies). */
   batches: number
   records: number
+  /** Bytes appended for callers. */
   bytesAppended: number
   segmentsOpened: number
+  /** Segments compaction cleaned and freed. */
+  compactions: number
+  /** Bytes compaction appended again (live records and needed tombstones). */
+  bytesCopied: number
+  tombstonesDropped: number
+  growths: number
 }
+
+export interface LogStoreOptions {
+  /** Make each batch durable before append() returns (the public option `sync`). */
+  readonly durable: boolean
+  /** Grow the file by whole segments when free segments run low. */
+  readonly autoGrow: boolean
+  /** Never grow beyond this many bytes. */
+  readonly maxBytes: number
+  /** Called with the superblock before recovery may write (the extent check). */
+  readonly beforeRecovery?: (superblock: Superblock) => void
+}
+
+/** Why a batch is appended: puts may not use the reserve, deletes and compaction may. */
+export type AppendReason = 'put' | 'delete' | 'compaction'
+
+interface CompactionCursor {
+  readonly victim: SegmentState
+  pos: number
+  expected: number
+}
+
+const MAX_PROBLEMS = 50
+/** When neither a good victim nor growth is available, compaction may clean segments this full. */
+const LAST_RESORT_UTILIZATION_MAX = 0.98
+/** Compaction appends copies once it has collected this many bytes of records. */
+const COPY_BATCH_BYTES = 64 * 1024
 
 /**
  * The engine: the log in a daxfile plus the index it implies. It trusts its
  * inputs (the public layer validates and encodes them), appends batches with
- * the commit protocol of docs/format.md, and publishes them to the index
- * once committed.
+ * the commit protocol of docs/format.md, publishes them to the index once
+ * committed, keeps live-space accounting per segment, cleans segments and
+ * grows the file.
  */
 export class LogStore {
   readonly domain: PersistenceDomain
-  readonly superblock: Superblock
+  superblock: Superblock
   readonly index = new KeyIndex()
   readonly recovery: RecoveryReport
-  /** True when each batch is made durable before append() returns (option `sync`). */
   readonly durable: boolean
-  readonly counters: LogCounters = { batches: 0, records: 0, bytesAppended: 0, segmentsOpened: 0 }
+  readonly counters: LogCounters = {
+    batches: 0,
+    records: 0,
+    bytesAppended: 0,
+    segmentsOpened: 0,
+    compactions: 0,
+    bytesCopied: 0,
+    tombstonesDropped: 0,
+    growths: 0,
+  }
   /** Largest batch that fits in a segment. */
   readonly maxBatchBytes: number
-
+  readonly #options: LogStoreOptions
   readonly #segments: SegmentState[]
+  /** Latest tombstone of each deleted key still present in the log. */
+  readonly #tombstones = new Map<string, number>()
+  #superblockSlot: 0 | 1
   #head: number
   /** Write position and end of the head segment. */
   #pos: number
@@ -63,20 +118,32 @@ export class LogStore {
   #nextBatchSeq: number
   #nextSegmentSeq: number
   #failed: DaxKVError | undefined
+  #cursor: CompactionCursor | undefined
   #scratch = Buffer.alloc(64 * 1024)
   readonly #offsets: number[] = []
 
-  private constructor(domain: PersistenceDomain, superblock: Superblock, durable: boolean) {
+  private constructor(domain: PersistenceDomain, file: string, options: LogStoreOptions) {
     this.domain = domain
+    this.#options = options
+    this.durable = options.durable
+    const { superblock, slot, repairedSlot } = readSuperblocks(domain, file)
     this.superblock = superblock
-    this.durable = durable
+    this.#superblockSlot = slot
     this.maxBatchBytes = superblock.segmentBytes - SEGMENT_HEADER_BYTES
-    const result = recover(domain, superblock, (type, location, key) => {
-      if (type === RECORD_PUT) this.index.set(key, location)
-      else this.index.delete(key)
+    options.beforeRecovery?.(superblock)
+    // Accounting during replay needs the segment table before recover()
+    // returns it, so the visitor fills a table of its own.
+    const segments: SegmentState[] = []
+    const result = recover(domain, superblock, (type, location, key, bytes) => {
+      this.#applyRecord(segments, type, key, location, bytes)
     })
-    this.recovery = result.report
     this.#segments = result.segments
+    for (const s of this.#segments) {
+      const counted = segments[s.index]
+      s.liveBytes = counted?.liveBytes ?? 0
+      s.deadPuts = counted?.deadPuts ?? 0
+    }
+    this.recovery = { ...result.report, superblockRepaired: repairedSlot }
     this.#head = result.head
     this.#nextBatchSeq = result.nextBatchSeq
     this.#nextSegmentSeq = result.nextSegmentSeq
@@ -87,25 +154,12 @@ export class LogStore {
   }
 
   /** Validates the superblock of `domain`, recovers the log, and returns the store. */
-  static open(domain: PersistenceDomain, file: string, durable: boolean): LogStore {
-    const { superblock } = readSuperblocks(domain, file)
-    return new LogStore(domain, superblock, durable)
+  static open(domain: PersistenceDomain, file: string, options: LogStoreOptions): LogStore {
+    return new LogStore(domain, file, options)
   }
 
   get failed(): DaxKVError | undefined {
     return this.#failed
-  }
-
-  /** Segments holding log data, and all segments. */
-  segmentUsage(): { inUse: number; total: number; usedBytes: number } {
-    let inUse = 0
-    let usedBytes = 0
-    for (const s of this.#segments) {
-      if (s.header === undefined) continue
-      inUse++
-      usedBytes += s.index === this.#head ? this.#pos - segmentHeaderOffset(s.index, this.superblock.segmentBytes) : s.dataEnd - segmentHeaderOffset(s.index, this.superblock.segmentBytes)
-    }
-    return { inUse, total: this.#segments.length, usedBytes }
   }
 
   /** Sequence number the next batch will carry. */
@@ -113,106 +167,57 @@ export class LogStore {
     return this.#nextBatchSeq
   }
 
+  space(): SpaceUsage {
+    return spaceUsage(this.#segments, this.superblock.segmentBytes)
+  }
+
   /**
    * Appends `ops` as one batch, commits it and publishes it to the index.
-   * Throws DAXKV_FULL with nothing written when no segment has room, and
-   * latches the store failed on any I/O error.
+   * Throws DAXKV_FULL with nothing written when no segment has room even
+   * after compaction and growth, and latches the store failed on any I/O
+   * error.
    */
-  append(ops: readonly EncodedOp[]): void {
+  append(ops: readonly EncodedOp[], reason: AppendReason = 'put'): void {
     if (this.#failed !== undefined) throw this.#latched()
     const length = batchBytes(ops)
     if (length > this.maxBatchBytes) {
       throw new DaxKVError(ErrorCode.VALUE_TOO_LARGE, `a batch of ${length} bytes does not fit in a segment (${this.maxBatchBytes} bytes usable)`)
     }
     try {
-      if (this.#pos + length > this.#end) this.#roll(length)
+      // Room first: making room may compact, which appends (and so uses the
+      // scratch buffer) before this batch is encoded into it.
+      if (this.#pos + length > this.#end) this.#ensureRoom(length, reason)
       if (this.#scratch.length < length) this.#scratch = Buffer.alloc(Math.max(length, 2 * this.#scratch.length))
       const seq = this.#nextBatchSeq
       const encoded = encodeBatch(this.#scratch, seq, ops, this.#offsets)
       assert(encoded === length, 'batch length matches its estimate')
       const at = this.#pos
-      const domain = this.domain
-      const faults = commitFaults
-      if (faults.markerBeforeData) {
-        this.#commitMarkerFirst(at, length, seq)
-      } else {
-        // Step 1 (docs/format.md): write header and records; the marker word stays zero.
-        domain.write(at, this.#scratch.subarray(0, length))
-        if (this.durable) {
-          domain.flush(at, faults.flushOneLineShort ? lastLineStart(at, length) - at : length)
-          // Step 2: on cache-line hardware the data must be durable before the
-          // marker can be. Crash: if we die before this drain, the marker is
-          // still zero, so recovery ends the log before this batch.
-          if (domain.orderedMarker && !faults.skipDataDrain) domain.drain()
-        }
-        // Step 3: the commit marker, one aligned 8-byte store of seq.
-        domain.writeMarker(at + MARKER_OFFSET, seq)
-        if (this.durable) {
-          // Step 4: persist the marker. Once this drain returns the batch is
-          // committed; a crash before it leaves either no marker or (msync
-          // mode) a marker whose batch the checksum still has to accept.
-          domain.flush(at + MARKER_OFFSET, MARKER_BYTES)
-          if (!faults.skipMarkerDrain) domain.drain()
-        }
-      }
-      if (this.durable) this.#unpersistedFrom = at + length
+      this.#commit(at, length, seq)
       this.#pos = at + length
       this.#nextBatchSeq = seq + 1
-      this.counters.batches++
-      this.counters.records += ops.length
-      this.counters.bytesAppended += length
+      const head = this.#segments[this.#head]!
+      head.dataEnd = this.#pos
+      head.lastSeq = seq
+      if (reason === 'compaction') this.counters.bytesCopied += length
+      else {
+        this.counters.batches++
+        this.counters.records += ops.length
+        this.counters.bytesAppended += length
+      }
       // Publish: the batch is committed (or, with sync: false, written), so readers may see it.
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!
-        if (op.type === RECORD_PUT) this.index.set(op.key, at + this.#offsets[i]!)
-        else this.index.delete(op.key)
+        const bytes = recordBytes(op.key.length, op.value === undefined ? 0 : op.value.length)
+        this.#applyRecord(this.#segments, op.type, op.key, at + this.#offsets[i]!, bytes)
       }
     } catch (error) {
       if (error instanceof DaxKVError && error.code === ErrorCode.FULL) throw error
-      this.#failed = error instanceof DaxKVError && error.code === ErrorCode.IO
-        ? error
-        : new DaxKVError(ErrorCode.IO, `writing to the daxfile failed: ${String(error)}`, { cause: error })
+      this.#failed =
+        error instanceof DaxKVError && error.code === ErrorCode.IO
+          ? error
+          : new DaxKVError(ErrorCode.IO, `writing to the daxfile failed: ${String(error)}`, { cause: error })
       throw this.#failed
     }
-  }
-
-  /**
-   * Re-reads the whole log without writing and checks it against the live
-   * state: both superblock copies, every segment header and batch, invariant
-   * Z, and that replaying the log gives exactly the index in memory.
-   */
-  verify(): VerifyReport {
-    const problems: string[] = []
-    const note = (problem: string): void => {
-      if (problems.length < MAX_PROBLEMS) problems.push(problem)
-    }
-    for (const slot of [0, 1] as const) {
-      const check = decodeSuperblock(this.domain.view(superblockOffset(slot), SUPERBLOCK_BYTES))
-      if (!check.ok) note(`superblock copy ${slot} is invalid: ${check.detail}`)
-    }
-    const replay = new Map<string, number>()
-    let result: RecoveryResult
-    try {
-      result = recover(
-        this.domain,
-        this.superblock,
-        (type, location, key) => (type === RECORD_PUT ? replay.set(key, location) : replay.delete(key)),
-        { repair: false },
-      )
-    } catch (error) {
-      note(error instanceof Error ? error.message : String(error))
-      return { ok: false, problems, batches: 0, records: 0, keys: this.index.size }
-    }
-    const torn = result.report.tornTail
-    if (torn !== undefined) note(`segment ${torn.segment} holds ${torn.bytes} bytes of garbage after its last batch at offset ${torn.offset} (${torn.reason})`)
-    if (result.nextBatchSeq !== this.#nextBatchSeq) note(`the log ends before batch ${result.nextBatchSeq}, but the writer is at ${this.#nextBatchSeq}`)
-    if (result.head !== this.#head) note(`the log's head segment is ${result.head}, but the writer's is ${this.#head}`)
-    if (replay.size !== this.index.size) note(`replaying the log gives ${replay.size} keys, the index has ${this.index.size}`)
-    for (const [key, location] of replay) {
-      const live = this.index.get(key)
-      if (live !== location) note(`key ${JSON.stringify(key)}: the log puts it at ${location}, the index at ${live}`)
-    }
-    return { ok: problems.length === 0, problems, batches: result.report.batches, records: result.report.records, keys: replay.size }
   }
 
   /** The encoded value of the put record at `location` (a view: copy before handing it out). */
@@ -231,6 +236,133 @@ export class LogStore {
     }
   }
 
+  /** Whether background compaction has worth-while work: garbage is high, or free segments are low and some can be reclaimed. */
+  wantsCompaction(): boolean {
+    if (this.#cursor !== undefined) return true
+    const usage = this.space()
+    const lowOnSpace = usage.segmentsFree - RESERVE_SEGMENTS < FREE_SEGMENTS_LOW
+    const garbageHigh = usage.usedBytes > 0 && usage.garbageBytes >= BACKGROUND_GARBAGE_RATIO * usage.usedBytes
+    if (!lowOnSpace && !garbageHigh) return false
+    return this.#victim(FOREGROUND_UTILIZATION_MAX) !== undefined
+  }
+
+  /**
+   * Cleans segments incrementally: copies the live records of at most about
+   * `budgetBytes` of the current victim to the head, and frees the victim
+   * once it is fully copied. Returns false when there was nothing to clean
+   * below `utilizationMax`.
+   */
+  compactStep(budgetBytes: number, utilizationMax = FOREGROUND_UTILIZATION_MAX): boolean {
+    if (this.#failed !== undefined) throw this.#latched()
+    if (this.#cursor === undefined) {
+      const victim = this.#victim(utilizationMax)
+      if (victim === undefined) return false
+      this.#cursor = { victim, pos: segmentDataOffset(victim.index, this.superblock.segmentBytes), expected: victim.header!.firstBatchSeq }
+    }
+    const cursor = this.#cursor
+    const { victim } = cursor
+    const victimSeq = victim.header!.segmentSeq
+    let copies: EncodedOp[] = []
+    let copyBytes = 0
+    const flushCopies = (): void => {
+      if (copies.length > 0) this.append(copies, 'compaction')
+      copies = []
+      copyBytes = 0
+    }
+    const scanned = cursor.pos
+    while (cursor.pos < victim.dataEnd && cursor.pos - scanned < budgetBytes) {
+      const view = this.domain.view(cursor.pos, victim.dataEnd - cursor.pos)
+      const check = checkBatch(view, cursor.expected)
+      assert(check.ok, `compaction found an invalid batch in sealed segment ${victim.index} at ${cursor.pos}`)
+      const batchAt = cursor.pos
+      const dropTombstones = this.#tombstonesDroppable(victimSeq)
+      forEachRecord(view, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
+        const location = batchAt + recordOffset
+        const keyAt = recordOffset + RECORD_HEADER_BYTES
+        const key = view.toString('latin1', keyAt, keyAt + keyBytes)
+        const bytes = recordBytes(keyBytes, valueBytes)
+        if (type === RECORD_PUT) {
+          if (this.index.get(key) !== location) return
+          copies.push({ type: RECORD_PUT, key, value: view.subarray(keyAt + keyBytes, keyAt + keyBytes + valueBytes) })
+        } else {
+          if (this.#tombstones.get(key) !== location) return
+          if (dropTombstones) {
+            // No older segment holds a superseded put, so no older version
+            // of this key exists anywhere: the tombstone has nothing to hide.
+            this.#tombstones.delete(key)
+            victim.liveBytes -= bytes
+            this.counters.tombstonesDropped++
+            return
+          }
+          copies.push({ type: RECORD_DEL, key, value: undefined })
+        }
+        copyBytes += bytes
+      })
+      cursor.pos += check.length
+      cursor.expected++
+      if (copyBytes >= COPY_BATCH_BYTES) flushCopies()
+    }
+    flushCopies()
+    if (cursor.pos >= victim.dataEnd) {
+      this.#cursor = undefined
+      assert(victim.liveBytes === 0, `segment ${victim.index} still holds ${victim.liveBytes} live bytes after compaction`)
+      // The copies must be durable before the victim stops being replayed.
+      this.persistPending()
+      this.#freeSegment(victim)
+      this.counters.compactions++
+    }
+    return true
+  }
+
+  /**
+   * Re-reads the whole log without writing and checks it against the live
+   * state: both superblock copies, every segment header and batch, invariant
+   * Z, that replaying the log gives exactly the index in memory, and that the
+   * live-space accounting matches.
+   */
+  verify(): VerifyReport {
+    const problems: string[] = []
+    const note = (problem: string): void => {
+      if (problems.length < MAX_PROBLEMS) problems.push(problem)
+    }
+    for (const slot of [0, 1] as const) {
+      const check = decodeSuperblock(this.domain.view(superblockOffset(slot), SUPERBLOCK_BYTES))
+      if (!check.ok) note(`superblock copy ${slot} is invalid: ${check.detail}`)
+    }
+    const replay = new KeyIndex()
+    const replayTombstones = new Map<string, number>()
+    const counted: SegmentState[] = []
+    let result: ReturnType<typeof recover>
+    try {
+      result = recover(
+        this.domain,
+        this.superblock,
+        (type, location, key, bytes) => this.#applyRecord(counted, type, key, location, bytes, replay, replayTombstones),
+        { repair: false },
+      )
+    } catch (error) {
+      note(error instanceof Error ? error.message : String(error))
+      return { ok: false, problems, batches: 0, records: 0, keys: this.index.size }
+    }
+    const torn = result.report.tornTail
+    if (torn !== undefined) note(`segment ${torn.segment} holds ${torn.bytes} bytes of garbage after its last batch at offset ${torn.offset} (${torn.reason})`)
+    if (result.nextBatchSeq !== this.#nextBatchSeq) note(`the log ends before batch ${result.nextBatchSeq}, but the writer is at ${this.#nextBatchSeq}`)
+    if (result.head !== this.#head) note(`the log's head segment is ${result.head}, but the writer's is ${this.#head}`)
+    if (replay.size !== this.index.size) note(`replaying the log gives ${replay.size} keys, the index has ${this.index.size}`)
+    for (const key of replay.keys(undefined, undefined, false)) {
+      const live = this.index.get(key)
+      if (live !== replay.get(key)) note(`key ${JSON.stringify(key)}: the log puts it at ${replay.get(key)}, the index at ${live}`)
+    }
+    for (const s of this.#segments) {
+      const expectLive = counted[s.index]?.liveBytes ?? 0
+      const expectDead = counted[s.index]?.deadPuts ?? 0
+      if (s.header !== undefined && (s.liveBytes !== expectLive || s.deadPuts !== expectDead)) {
+        note(`segment ${s.index} accounts ${s.liveBytes} live bytes and ${s.deadPuts} dead puts; the log gives ${expectLive} and ${expectDead}`)
+      }
+    }
+    return { ok: problems.length === 0, problems, batches: result.report.batches, records: result.report.records, keys: replay.size }
+  }
+
   /** Persists what is pending and releases the domain. */
   close(): void {
     try {
@@ -243,31 +375,151 @@ export class LogStore {
     }
   }
 
+  /** Steps 1-4 of the commit protocol (docs/format.md) for the batch encoded in the scratch buffer. */
+  #commit(at: number, length: number, seq: number): void {
+    const domain = this.domain
+    const faults = commitFaults
+    if (faults.markerBeforeData) {
+      this.#commitMarkerFirst(at, length, seq)
+    } else {
+      // Step 1: write header and records; the marker word stays zero.
+      domain.write(at, this.#scratch.subarray(0, length))
+      if (this.durable) {
+        domain.flush(at, faults.flushOneLineShort ? lastLineStart(at, length) - at : length)
+        // Step 2: on cache-line hardware the data must be durable before the
+        // marker can be. Crash: if we die before this drain, the marker is
+        // still zero, so recovery ends the log before this batch.
+        if (domain.orderedMarker && !faults.skipDataDrain) domain.drain()
+      }
+      // Step 3: the commit marker, one aligned 8-byte store of seq.
+      domain.writeMarker(at + MARKER_OFFSET, seq)
+      if (this.durable) {
+        // Step 4: persist the marker. Once this drain returns the batch is
+        // committed; a crash before it leaves either no marker or (msync
+        // mode) a marker whose batch the checksum still has to accept.
+        domain.flush(at + MARKER_OFFSET, MARKER_BYTES)
+        if (!faults.skipMarkerDrain) domain.drain()
+      }
+    }
+    if (this.durable) this.#unpersistedFrom = at + length
+  }
+
+  /** The broken order of the markerBeforeData fault (engine/faults.ts): marker persisted, then data. */
+  #commitMarkerFirst(at: number, length: number, seq: number): void {
+    const data = this.#scratch.subarray(0, length)
+    this.domain.write(at, data.subarray(0, MARKER_BYTES))
+    this.domain.writeMarker(at + MARKER_OFFSET, seq)
+    this.domain.persist(at, MARKER_BYTES)
+    this.domain.write(at + MARKER_BYTES, data.subarray(MARKER_BYTES))
+    this.domain.persist(at, length)
+  }
+
   /**
-   * Moves the head to a free segment with room for `length` bytes.
+   * Applies one committed record to an index and a segment table: the
+   * index points at the newest put of each key, the tombstone map at the
+   * newest delete of each deleted key, and every segment counts the bytes
+   * of the records among those (live bytes) and its superseded puts.
+   */
+  #applyRecord(
+    segments: SegmentState[],
+    type: number,
+    key: string,
+    location: number,
+    bytes: number,
+    index: KeyIndex = this.index,
+    tombstones: Map<string, number> = this.#tombstones,
+  ): void {
+    const segmentBytes = this.superblock.segmentBytes
+    const seg = (at: number): SegmentState => (segments[Math.floor(at / segmentBytes)] ??= blankSegment(Math.floor(at / segmentBytes)))
+    const previous = type === RECORD_PUT ? index.set(key, location) : index.delete(key)
+    if (previous !== undefined) {
+      const s = seg(previous)
+      s.liveBytes -= this.#recordBytesAt(previous)
+      s.deadPuts++
+    }
+    const tombstone = tombstones.get(key)
+    if (tombstone !== undefined) {
+      seg(tombstone).liveBytes -= this.#recordBytesAt(tombstone)
+      tombstones.delete(key)
+    }
+    if (type === RECORD_DEL) tombstones.set(key, location)
+    seg(location).liveBytes += bytes
+  }
+
+  #recordBytesAt(location: number): number {
+    const header = this.domain.view(location, RECORD_HEADER_BYTES)
+    return recordBytes(header.readUInt16LE(2), header.readUInt32LE(4))
+  }
+
+  /** True when no segment older than `segmentSeq` holds a superseded put. */
+  #tombstonesDroppable(segmentSeq: number): boolean {
+    return this.#segments.every((s) => s.header === undefined || s.header.segmentSeq >= segmentSeq || s.deadPuts === 0)
+  }
+
+  #victim(utilizationMax: number): SegmentState | undefined {
+    return pickVictim(this.#segments, this.#head, this.#nextBatchSeq, this.superblock.segmentBytes, utilizationMax)
+  }
+
+  /**
+   * Makes the head able to take `length` more bytes: opens a free segment,
+   * after reclaiming space (compaction) or growing the file if none is free.
+   * Compaction is preferred while there is garbage worth reclaiming, so an
+   * overwrite-heavy store stays bounded in size.
+   */
+  #ensureRoom(length: number, reason: AppendReason): void {
+    for (let attempts = 0; attempts < 4 * this.#segments.length + 8; attempts++) {
+      if (this.#pos + length <= this.#end) return
+      const free = this.#freeSegmentFor(length, reason)
+      if (free !== undefined) {
+        this.#openSegment(free)
+        return
+      }
+      // Compaction copies only through the reserve; it never compacts recursively.
+      if (reason !== 'compaction' && this.compactStep(Number.POSITIVE_INFINITY)) continue
+      if (this.#grow()) continue
+      if (reason !== 'compaction' && this.compactStep(Number.POSITIVE_INFINITY, LAST_RESORT_UTILIZATION_MAX)) continue
+      break
+    }
+    throw new DaxKVError(
+      ErrorCode.FULL,
+      `the daxfile is full: no room for a ${length}-byte batch in ${this.#segments.length} segments of ${this.superblock.segmentBytes} bytes` +
+        (this.#options.autoGrow ? ` at its maximum size (${this.#options.maxBytes} bytes)` : ' (autoGrow is off)') +
+        `. Nothing acknowledged is lost and reads, deletes and compaction still work; delete data, raise maxSize, or move to a larger file`,
+    )
+  }
+
+  /** A free segment with room for `length`, leaving the reserve to deletes and compaction. */
+  #freeSegmentFor(length: number, reason: AppendReason): SegmentState | undefined {
+    const segmentBytes = this.superblock.segmentBytes
+    let free = 0
+    let fit: SegmentState | undefined
+    for (const s of this.#segments) {
+      if (s.header !== undefined) continue
+      free++
+      if (fit === undefined && capacityOf(s.index, segmentBytes) >= length) fit = s
+    }
+    if (reason === 'put' && free <= RESERVE_SEGMENTS) return undefined
+    return fit
+  }
+
+  /**
+   * Moves the head to free segment `next`.
    * Invariant Z (docs/format.md): every byte of a segment past its last
    * valid batch is zero; a segment is zeroed before its header is written.
    */
-  #roll(length: number): void {
+  #openSegment(next: SegmentState): void {
     const segmentBytes = this.superblock.segmentBytes
     // Seal the head: with sync: false its tail may not be durable yet, and
     // only the head segment may ever hold a torn batch.
     this.persistPending()
-    const next = this.#segments.find(
-      (s) => s.header === undefined && segmentEndOffset(s.index, segmentBytes) - segmentDataOffset(s.index, segmentBytes) >= length,
-    )
-    if (next === undefined) {
-      throw new DaxKVError(
-        ErrorCode.FULL,
-        `the daxfile is full: no free segment for a ${length}-byte batch (${this.#segments.length} segments of ${segmentBytes} bytes). ` +
-          `Nothing acknowledged is lost; delete data or create a larger daxfile`,
-      )
-    }
     const start = segmentHeaderOffset(next.index, segmentBytes)
+    const dataStart = start + SEGMENT_HEADER_BYTES
     const end = segmentEndOffset(next.index, segmentBytes)
-    if (!isZero(this.domain.view(start, end - start), 0, end - start)) {
-      this.domain.zero(start, end - start)
-      this.domain.persist(start, end - start)
+    // The body first: until the new header is durable the old header (free
+    // mark or zero) keeps the segment free, whatever state the body is in.
+    if (!isZero(this.domain.view(dataStart, end - dataStart), 0, end - dataStart)) {
+      this.domain.zero(dataStart, end - dataStart)
+      this.domain.persist(dataStart, end - dataStart)
     }
     const header = {
       fileId: this.superblock.fileId,
@@ -281,8 +533,9 @@ export class LogStore {
     this.domain.persist(start, SEGMENT_HEADER_BYTES)
     next.header = header
     next.dataEnd = start + SEGMENT_HEADER_BYTES
-    const previous = this.#segments[this.#head]
-    if (previous !== undefined) previous.dataEnd = this.#pos
+    next.lastSeq = this.#nextBatchSeq - 1
+    next.liveBytes = 0
+    next.deadPuts = 0
     this.#nextSegmentSeq++
     this.#head = next.index
     this.#pos = next.dataEnd
@@ -291,14 +544,52 @@ export class LogStore {
     this.counters.segmentsOpened++
   }
 
-  /** The broken order of the markerBeforeData fault (engine/faults.ts): marker persisted, then data. */
-  #commitMarkerFirst(at: number, length: number, seq: number): void {
-    const data = this.#scratch.subarray(0, length)
-    this.domain.write(at, data.subarray(0, MARKER_BYTES))
-    this.domain.writeMarker(at + MARKER_OFFSET, seq)
-    this.domain.persist(at, MARKER_BYTES)
-    this.domain.write(at + MARKER_BYTES, data.subarray(MARKER_BYTES))
-    this.domain.persist(at, length)
+  /**
+   * Frees a cleaned segment by storing the free mark over its header's
+   * first word (one 8-byte store, so it is never torn). Crash: until the
+   * mark is durable, recovery replays this segment before the copies of its
+   * live records (which have higher segment sequence numbers), so the state
+   * is the same either way. Its old batches are never replayed again: the
+   * body is zeroed before the segment is reused.
+   */
+  #freeSegment(s: SegmentState): void {
+    const start = segmentHeaderOffset(s.index, this.superblock.segmentBytes)
+    this.domain.writeMarker(start, SEGMENT_FREE_MARK)
+    this.domain.persist(start, 8)
+    s.header = undefined
+    s.dataEnd = start + SEGMENT_HEADER_BYTES
+    s.lastSeq = 0
+    s.liveBytes = 0
+    s.deadPuts = 0
+  }
+
+  /**
+   * Adds whole segments (a quarter more, at least one) up to maxBytes. The
+   * new bytes are allocated, zeroed and durable before the superblock that
+   * counts them is written; a crash before that leaves a file longer than
+   * its superblock says, which recovery ignores and the next growth redoes.
+   */
+  #grow(): boolean {
+    const sb = this.superblock
+    const { segmentBytes } = sb
+    if (!this.#options.autoGrow) return false
+    const limit = Math.floor(this.#options.maxBytes / segmentBytes) * segmentBytes
+    const fileBytes = Math.min(limit, sb.fileBytes + Math.max(1, Math.ceil(sb.segmentCount / 4)) * segmentBytes)
+    if (fileBytes <= sb.fileBytes) return false
+    try {
+      this.domain.grow(sb.fileBytes, fileBytes)
+    } catch (error) {
+      if (error instanceof DaxKVError && error.code === ErrorCode.FULL) return false
+      throw error
+    }
+    const grown: Superblock = { ...sb, fileBytes, segmentCount: fileBytes / segmentBytes, updateCounter: sb.updateCounter + 1 }
+    const slot = this.#superblockSlot === 0 ? 1 : 0
+    writeSuperblock(this.domain, grown, slot)
+    this.#superblockSlot = slot
+    this.superblock = grown
+    for (let index = sb.segmentCount; index < grown.segmentCount; index++) this.#segments.push(blankSegment(index, segmentBytes))
+    this.counters.growths++
+    return true
   }
 
   #latched(): DaxKVError {
@@ -306,6 +597,10 @@ export class LogStore {
       cause: this.#failed,
     })
   }
+}
+
+function blankSegment(index: number, segmentBytes = 0): SegmentState {
+  return { index, header: undefined, dataEnd: segmentBytes === 0 ? 0 : segmentDataOffset(index, segmentBytes), lastSeq: 0, liveBytes: 0, deadPuts: 0 }
 }
 
 /** Start of the last cache line that [at, at + length) touches. */

@@ -1,7 +1,14 @@
 import { DaxKVError, ErrorCode } from '../errors.js'
-import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
-import { checkBatch, forEachRecord, isZero, nonZeroEnd, type BatchEnd } from '../format/batch.js'
-import { decodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset, type SegmentHeader } from '../format/segment.js'
+import { BATCH_HEADER_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import { checkBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type BatchEnd } from '../format/batch.js'
+import {
+  SEGMENT_FREE_MARK,
+  decodeSegmentHeader,
+  segmentDataOffset,
+  segmentEndOffset,
+  segmentHeaderOffset,
+  type SegmentHeader,
+} from '../format/segment.js'
 import type { Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 
@@ -12,6 +19,12 @@ export interface SegmentState {
   header: SegmentHeader | undefined
   /** One past the last valid batch (the data start when empty or free). */
   dataEnd: number
+  /** Sequence number of the segment's last batch (0 when it has none). */
+  lastSeq: number
+  /** Bytes of records compaction would have to copy: live puts and the latest tombstones. */
+  liveBytes: number
+  /** Put records superseded by a later put or delete. */
+  deadPuts: number
 }
 
 /** A torn tail that recovery cut off (not an error: the writer died mid-batch). */
@@ -28,6 +41,8 @@ export interface RecoveryReport {
   readonly bytesScanned: number
   readonly segmentsInUse: number
   readonly tornTail: TornTail | undefined
+  /** The superblock copy (0 or 1) found damaged and rewritten from the other, if any. */
+  readonly superblockRepaired: 0 | 1 | undefined
   readonly durationMs: number
 }
 
@@ -40,8 +55,8 @@ export interface RecoveryResult {
   readonly report: RecoveryReport
 }
 
-/** Receives every record of every valid batch, in log order. */
-export type RecordVisitor = (type: number, recordOffset: number, key: string) => void
+/** Receives every record of every valid batch, in log order, with its file offset and size. */
+export type RecordVisitor = (type: number, location: number, key: string, bytes: number) => void
 
 /**
  * Rebuilds the log state of a daxfile (docs/format.md, "Recovery").
@@ -69,8 +84,20 @@ export function recover(
   const segments: SegmentState[] = []
   for (let index = 0; index < segmentCount; index++) {
     const headerAt = segmentHeaderOffset(index, segmentBytes)
-    const header = decodeSegmentHeader(domain.view(headerAt, SEGMENT_HEADER_BYTES), fileId, index)
-    segments.push({ index, header, dataEnd: segmentDataOffset(index, segmentBytes) })
+    const headerView = domain.view(headerAt, SEGMENT_HEADER_BYTES)
+    const header = decodeSegmentHeader(headerView, fileId, index)
+    const dataStart = segmentDataOffset(index, segmentBytes)
+    // A segment without a valid header is free if it says so (freed by
+    // compaction) or holds no batch (never used, or its header was torn
+    // while being opened: segments are zeroed before their header is
+    // written). Anything else is a damaged header over live data.
+    if (header === undefined && headerView.readDoubleLE(0) !== SEGMENT_FREE_MARK && !isZero(domain.view(dataStart, BATCH_HEADER_BYTES), 0, BATCH_HEADER_BYTES)) {
+      throw new DaxKVError(
+        ErrorCode.CORRUPTION,
+        `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Copy out what you can with daxkv export`,
+      )
+    }
+    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadPuts: 0 })
   }
   const inUse = segments.filter((s) => s.header !== undefined).sort((a, b) => a.header!.segmentSeq - b.header!.segmentSeq)
 
@@ -105,9 +132,9 @@ export function recover(
       }
       const batchStart = start + pos
       const batchView = view.subarray(pos, pos + check.length)
-      forEachRecord(batchView, check.recordCount, (type, recordOffset, keyBytes) => {
+      forEachRecord(batchView, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
         const keyAt = recordOffset + RECORD_HEADER_BYTES
-        visit(type, batchStart + recordOffset, batchView.toString('latin1', keyAt, keyAt + keyBytes))
+        visit(type, batchStart + recordOffset, batchView.toString('latin1', keyAt, keyAt + keyBytes), recordBytes(keyBytes, valueBytes))
       })
       batches++
       records += check.recordCount
@@ -116,6 +143,7 @@ export function recover(
     }
     bytesScanned += pos
     segment.dataEnd = start + pos
+    segment.lastSeq = expected - 1
     lastSeq = expected - 1
     lastSegmentSeq = header.segmentSeq
     if (!isHead) {
@@ -127,6 +155,14 @@ export function recover(
         )
       }
       continue
+    }
+    if (options.repair) {
+      // The head's batches may exist only in caches (a process crash after
+      // step 3, or sync: false). Persist them before anything is written
+      // after them, or a later power failure could keep a new acknowledged
+      // batch and lose the one before it, which ends the log early.
+      const headerAt = segmentHeaderOffset(segment.index, segmentBytes)
+      domain.persist(headerAt, start + pos - headerAt)
     }
     const garbageEnd = nonZeroEnd(view, pos, view.length)
     if (garbageEnd > pos) {
@@ -152,6 +188,7 @@ export function recover(
       bytesScanned,
       segmentsInUse: inUse.length,
       tornTail,
+      superblockRepaired: undefined,
       durationMs: performance.now() - started,
     },
   }

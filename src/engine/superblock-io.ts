@@ -49,16 +49,14 @@ export function formatSuperblocks(domain: PersistenceDomain, geometry: Geometry)
     createdMs: Date.now(),
     fileId: 1 + Math.floor(Math.random() * 0xffff_ffff_fffe),
   }
-  const encoded = encodeSuperblock(superblock)
-  for (const slot of [0, 1] as const) {
-    domain.write(superblockOffset(slot), encoded)
-    domain.persist(superblockOffset(slot), encoded.length)
-  }
+  for (const slot of [0, 1] as const) writeSuperblock(domain, superblock, slot)
   return superblock
 }
 
 export interface SuperblockRead {
   readonly superblock: Superblock
+  /** The slot holding the copy in use; the next update writes the other one. */
+  readonly slot: 0 | 1
   /** The slot that was damaged and has been rewritten from the other copy. */
   readonly repairedSlot: 0 | 1 | undefined
 }
@@ -86,20 +84,37 @@ export function readSuperblocks(domain: PersistenceDomain, file: string): Superb
   valid.sort((x, y) => y.superblock.updateCounter - x.superblock.updateCounter || x.slot - y.slot)
   const best = valid[0]!
   const sb = best.superblock
-  if (sb.fileBytes !== domain.size) {
+  // A file longer than its superblock says is an interrupted growth: the
+  // extra bytes are ignored until the next growth rewrites them. A shorter
+  // one lost data.
+  if (sb.fileBytes > domain.size) {
     throw new DaxKVError(
       ErrorCode.CORRUPTION,
-      `${file} is ${domain.size} bytes but its superblock says ${sb.fileBytes}: the file was truncated or extended outside daxkv`,
+      `${file} is ${domain.size} bytes but its superblock says ${sb.fileBytes}: the file was truncated outside daxkv`,
     )
   }
   let repairedSlot: 0 | 1 | undefined
   const other = best.slot === 0 ? 1 : 0
   const otherCheck = checks[other]!
-  if (!otherCheck.ok || otherCheck.superblock.updateCounter !== sb.updateCounter) {
-    const encoded = encodeSuperblock(sb)
-    domain.write(superblockOffset(other), encoded)
-    domain.persist(superblockOffset(other), encoded.length)
+  if (!otherCheck.ok && otherCheck.reason === 'version') {
+    // Never overwrite what a newer daxkv wrote.
+    throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} has a superblock of another daxkv format (${otherCheck.detail}); open it with a matching daxkv version`)
+  }
+  if (!otherCheck.ok) {
+    writeSuperblock(domain, sb, other)
     repairedSlot = other
   }
-  return { superblock: sb, repairedSlot }
+  return { superblock: sb, slot: best.slot, repairedSlot }
+}
+
+/**
+ * Writes `sb` into `slot` and persists it. An update writes the slot that
+ * does not hold the copy in use, with a higher updateCounter: a crash leaves
+ * that copy torn (rejected by its checksum) or complete, and the other copy
+ * valid either way.
+ */
+export function writeSuperblock(domain: PersistenceDomain, sb: Superblock, slot: 0 | 1): void {
+  const encoded = encodeSuperblock(sb)
+  domain.write(superblockOffset(slot), encoded)
+  domain.persist(superblockOffset(slot), encoded.length)
 }

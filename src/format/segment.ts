@@ -25,6 +25,13 @@ export interface SegmentHeader {
   readonly segmentIndex: number
 }
 
+/**
+ * A freed segment's header starts with this double (one aligned 8-byte
+ * store, so a crash cannot tear it): the segment is free and its body holds
+ * stale batches that must never be replayed.
+ */
+export const SEGMENT_FREE_MARK = -1.5
+
 /** Where segment `index`'s header starts. */
 export function segmentHeaderOffset(index: number, segmentBytes: number): number {
   return index === 0 ? SUPERBLOCK_AREA_BYTES : index * segmentBytes

@@ -1,6 +1,9 @@
 import { native } from '../platform/native.js'
 import {
+  FILE_BYTES_MAX,
   FORMAT_VERSION,
+  SEGMENT_BYTES_MAX,
+  SEGMENT_BYTES_MIN,
   SUPERBLOCK_BYTES,
   SUPERBLOCK_MAGIC,
   SUPERBLOCK_SLOT_BYTES,
@@ -78,7 +81,8 @@ export function decodeSuperblock(buf: Buffer): SuperblockCheck {
   }
   const { fileBytes, segmentBytes, segmentCount } = superblock
   const pow2 = segmentBytes > 0 && (segmentBytes & (segmentBytes - 1)) === 0
-  if (!pow2 || segmentCount < 1 || fileBytes !== segmentBytes * segmentCount || superblock.fileId <= 0) {
+  const sizes = segmentBytes >= SEGMENT_BYTES_MIN && segmentBytes <= SEGMENT_BYTES_MAX && fileBytes <= FILE_BYTES_MAX
+  if (!pow2 || !sizes || segmentCount < 2 || fileBytes !== segmentBytes * segmentCount || superblock.fileId <= 0) {
     return {
       ok: false,
       reason: 'geometry',

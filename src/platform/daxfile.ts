@@ -18,8 +18,13 @@ export interface OpenedFile {
   readonly domain: MappedDomain
   /** statx's DAX attribute for the file: true, false, or null when the kernel cannot say. */
   readonly statxDax: boolean | null
-  /** The FIEMAP check made at open (supported: false on filesystems without FIEMAP, such as tmpfs). */
-  readonly extents: FiemapReport
+  /**
+   * Checks the daxfile contract on the file's first `logicalBytes` bytes
+   * (FIEMAP; supported: false on filesystems without it, such as tmpfs) and
+   * throws DAXKV_BAD_EXTENTS when it is broken. Bytes past the superblock's
+   * size (an interrupted growth) are not checked: growth rewrites them.
+   */
+  checkExtents(logicalBytes: number): FiemapReport
   /** Drops the lock and closes the descriptor; the mapping goes when it is garbage-collected. */
   close(): void
 }
@@ -48,8 +53,7 @@ export function openDaxfile(file: string, mode: ModeRequest): OpenedFile {
     if (size > FILE_BYTES_MAX) {
       throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is ${size} bytes, larger than any daxfile (${FILE_BYTES_MAX}); it is not a daxfile`)
     }
-    const extents = checkExtents(fd, file, size)
-    return mapFile(file, fd, size, mode, extents)
+    return mapFile(file, fd, size, mode)
   } catch (error) {
     fs.closeSync(fd)
     throw error
@@ -71,7 +75,9 @@ export function createDaxfile(
   format: (domain: PersistenceDomain) => void,
 ): OpenedFile | undefined {
   const dir = path.dirname(path.resolve(file))
-  const tmp = path.join(dir, `.${path.basename(file)}.daxkv-create-${process.pid}-${Date.now()}`)
+  const prefix = `.${path.basename(file)}.daxkv-create-`
+  removeAbandonedTemporaries(dir, prefix)
+  const tmp = path.join(dir, `${prefix}${process.pid}-${Date.now()}`)
   let fd: number
   try {
     fd = fs.openSync(tmp, 'wx+', 0o644)
@@ -82,7 +88,8 @@ export function createDaxfile(
   try {
     lockOrThrow(fd, tmp)
     preallocate(fd, tmp, size)
-    opened = mapFile(file, fd, size, mode, checkExtents(fd, tmp, size))
+    checkExtents(fd, tmp, size)
+    opened = mapFile(file, fd, size, mode)
     format(opened.domain)
     opened.domain.persistAll()
     try {
@@ -94,6 +101,9 @@ export function createDaxfile(
       }
       throw cause
     }
+    // The temporary name goes before the directory is synced, so a power
+    // failure cannot bring it back as a second link to the daxfile.
+    fs.rmSync(tmp, { force: true })
     fsyncDirectory(dir)
     return opened
   } catch (error) {
@@ -105,13 +115,37 @@ export function createDaxfile(
   }
 }
 
-function preallocate(fd: number, file: string, size: number): void {
+/** Removes temporaries of creations whose process died (a crash before the link step). */
+function removeAbandonedTemporaries(dir: string, prefix: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(prefix)) continue
+    const pid = Number(name.slice(prefix.length).split('-')[0])
+    if (!Number.isInteger(pid) || pid <= 0 || isAlive(pid)) continue
+    fs.rmSync(path.join(dir, name), { force: true })
+  }
+}
+
+function isAlive(pid: number): boolean {
   try {
-    native.fallocate(fd, 0, size)
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Allocates and zero-writes the file's bytes [from, to) and fsyncs, so that
+ * no later store into them needs a block-map change.
+ */
+function preallocate(fd: number, file: string, to: number, from = 0): void {
+  const size = to - from
+  try {
+    native.fallocate(fd, from, size)
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code
     if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw new DaxKVError(ErrorCode.FULL, `not enough disk space for a ${size}-byte daxfile at ${file}`, { cause })
+      throw new DaxKVError(ErrorCode.FULL, `not enough disk space to allocate ${size} bytes for the daxfile ${file}`, { cause })
     }
     // Filesystems without fallocate still get every block written below.
     if (code !== 'EOPNOTSUPP') throw cause
@@ -119,33 +153,29 @@ function preallocate(fd: number, file: string, size: number): void {
   // fallocate leaves unwritten extents on ext4 and xfs; writing zeros turns
   // them into written ones, so no later store needs a block-map change.
   const zeros = Buffer.alloc(Math.min(ZERO_WRITE_BYTES, size))
-  for (let at = 0; at < size; at += zeros.length) {
-    const n = Math.min(zeros.length, size - at)
+  for (let at = from; at < to; at += zeros.length) {
+    const n = Math.min(zeros.length, to - at)
     let done = 0
     while (done < n) done += fs.writeSync(fd, zeros, done, n - done, at + done)
   }
   fs.fsyncSync(fd)
 }
 
-function mapFile(file: string, fd: number, size: number, mode: ModeRequest, extents: FiemapReport): OpenedFile {
-  const wantSync = mode === 'auto' || mode === 'dax'
-  const pieces: Buffer[] = []
-  let mapSync = wantSync
-  for (let offset = 0; offset < size; offset += MAP_PIECE_BYTES) {
-    const length = Math.min(MAP_PIECE_BYTES, size - offset)
-    let result = mapShared(fd, offset, length, mapSync)
-    if (mapSync && isNotSupported(result)) {
-      if (mode === 'dax') {
-        throw new DaxKVError(
-          ErrorCode.MODE_UNAVAILABLE,
-          `${file} is not on a DAX filesystem (mmap with MAP_SYNC: EOPNOTSUPP); use mode 'auto' or 'msync', or put the file on an fs-dax mount`,
-        )
-      }
-      mapSync = false
-      result = mapShared(fd, offset, length, false)
+function mapFile(file: string, fd: number, size: number, mode: ModeRequest): OpenedFile {
+  let mapSync = mode === 'auto' || mode === 'dax'
+  let pieces: Buffer[]
+  try {
+    pieces = mapPieces(fd, size, mapSync)
+  } catch (error) {
+    if (!(error instanceof MapSyncUnsupported)) throw error
+    if (mode === 'dax') {
+      throw new DaxKVError(
+        ErrorCode.MODE_UNAVAILABLE,
+        `${file} is not on a DAX filesystem (mmap with MAP_SYNC: EOPNOTSUPP); use mode 'auto' or 'msync', or put the file on an fs-dax mount`,
+      )
     }
-    if (!result.ok) throw new DaxKVError(ErrorCode.IO, `cannot map ${file}: ${result.message}`)
-    pieces.push(result.buffer)
+    mapSync = false
+    pieces = mapPieces(fd, size, false)
   }
   const kind = mapSync ? 'dax' : mode === 'forced-dax' ? 'forced-dax' : 'msync'
   let statxDax: boolean | null = null
@@ -154,7 +184,10 @@ function mapFile(file: string, fd: number, size: number, mode: ModeRequest, exte
   } catch {
     statxDax = null
   }
-  const domain = new MappedDomain(kind, fd, pieces, size)
+  const domain: MappedDomain = new MappedDomain(kind, fd, pieces, size, (from, to): Buffer[] => {
+    preallocate(fd, file, to, from)
+    return mapPieces(fd, Math.max(to, domain.size), mapSync)
+  })
   let closed = false
   return {
     path: file,
@@ -162,7 +195,7 @@ function mapFile(file: string, fd: number, size: number, mode: ModeRequest, exte
     size,
     domain,
     statxDax,
-    extents,
+    checkExtents: (logicalBytes) => checkExtents(fd, file, logicalBytes),
     close() {
       if (closed) return
       closed = true
@@ -176,6 +209,20 @@ function mapFile(file: string, fd: number, size: number, mode: ModeRequest, exte
       }
     },
   }
+}
+
+class MapSyncUnsupported extends Error {}
+
+/** Maps the file's first `size` bytes in pieces of at most MAP_PIECE_BYTES. */
+function mapPieces(fd: number, size: number, mapSync: boolean): Buffer[] {
+  const pieces: Buffer[] = []
+  for (let offset = 0; offset < size; offset += MAP_PIECE_BYTES) {
+    const result = mapShared(fd, offset, Math.min(MAP_PIECE_BYTES, size - offset), mapSync)
+    if (mapSync && isNotSupported(result)) throw new MapSyncUnsupported()
+    if (!result.ok) throw new DaxKVError(ErrorCode.IO, `cannot map the daxfile: ${result.message}`)
+    pieces.push(result.buffer)
+  }
+  return pieces
 }
 
 function lockOrThrow(fd: number, file: string): void {
@@ -193,7 +240,7 @@ function lockOrThrow(fd: number, file: string): void {
  * ones allocated on write: both change the block map under the mapping.
  */
 function checkExtents(fd: number, file: string, size: number): FiemapReport {
-  const report = native.fiemap(fd)
+  const report = native.fiemap(fd, size)
   if (!report.supported) return report
   const problems: string[] = []
   if (report.shared > 0) problems.push(`${report.shared} shared (reflinked) extent(s)`)

@@ -44,6 +44,14 @@ export interface PersistenceDomain {
   persist(offset: number, length: number): void
   /** Makes the whole file durable (used after formatting and at close). */
   persistAll(): void
+  /**
+   * Allocates and zero-writes the file's bytes [from, to), extending the
+   * file (and the mapping) when `to` is past its end. When it returns, those
+   * bytes are allocated, zero, durable and addressable, and the block map of
+   * the bytes before `from` is unchanged. Throws DaxKVError(DAXKV_FULL) when
+   * the disk is full.
+   */
+  grow(from: number, to: number): void
   /** Releases what the domain holds (not the mapping's memory: see close() in mapped-domain). */
   close(): void
 }

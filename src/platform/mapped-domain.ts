@@ -20,21 +20,40 @@ import { native } from './native.js'
 export class MappedDomain implements PersistenceDomain {
   readonly kind: 'dax' | 'forced-dax' | 'msync'
   readonly orderedMarker: boolean
-  readonly size: number
+  #size: number
   readonly #fd: number
+  readonly #extend: (from: number, to: number) => Buffer[]
   #pieces: Buffer[]
   #markers: Float64Array[]
   /** msync strategy: the byte range flushed since the last drain, empty when lo >= hi. */
   #dirtyLo = Number.POSITIVE_INFINITY
   #dirtyHi = 0
 
-  constructor(kind: 'dax' | 'forced-dax' | 'msync', fd: number, pieces: Buffer[], size: number) {
+  /**
+   * `extend(from, to)` preallocates and zero-writes the file's bytes
+   * [from, to), makes that durable, and returns a fresh mapping of the whole file.
+   */
+  constructor(kind: 'dax' | 'forced-dax' | 'msync', fd: number, pieces: Buffer[], size: number, extend: (from: number, to: number) => Buffer[]) {
     this.kind = kind
     this.orderedMarker = kind !== 'msync'
-    this.size = size
+    this.#size = size
     this.#fd = fd
+    this.#extend = extend
     this.#pieces = pieces
     this.#markers = pieces.map((p) => new Float64Array(p.buffer, p.byteOffset, p.length >>> 3))
+  }
+
+  get size(): number {
+    return this.#size
+  }
+
+  grow(from: number, to: number): void {
+    // The old mapping stays valid until garbage-collected; nothing holds
+    // views into it across this call.
+    const pieces = this.#extend(from, to)
+    this.#pieces = pieces
+    this.#markers = pieces.map((p) => new Float64Array(p.buffer, p.byteOffset, p.length >>> 3))
+    this.#size = Math.max(this.#size, to)
   }
 
   view(offset: number, length: number): Buffer {

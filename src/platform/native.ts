@@ -64,8 +64,8 @@ export interface NativeBinding {
   statxDax(path: string): boolean | null
   /** `fallocate(fd, 0, offset, length)`: allocates blocks, grows the file. */
   fallocate(fd: number, offset: number, length: number): void
-  /** FIEMAP over the whole file, with FIEMAP_FLAG_SYNC. */
-  fiemap(fd: number): FiemapReport
+  /** FIEMAP over the file's first `limit` bytes (default: all), with FIEMAP_FLAG_SYNC. */
+  fiemap(fd: number, limit?: number): FiemapReport
   /**
    * Non-blocking `flock`. Returns false when another open file description
    * holds a conflicting lock, true on success; throws other errno errors.

@@ -28,13 +28,13 @@ export interface PendingUnit {
 export class SimulatedDomain implements PersistenceDomain {
   readonly kind = 'simulated' as const
   readonly orderedMarker: boolean
-  readonly size: number
+  #size: number
   readonly granularity: SimulatedGranularity
   /** Bytes that reach the media atomically: 8 (cache-line mode) or a page. */
   readonly unitBytes: number
-  readonly #live: Buffer
-  readonly #durable: Buffer
-  readonly #markers: Float64Array
+  #live: Buffer
+  #durable: Buffer
+  #markers: Float64Array
   /** Units stored to since they were last flushed. */
   readonly #dirty = new Set<number>()
   /** Units flushed (cache-line mode: with the bytes they had when flushed) and not yet drained. */
@@ -48,7 +48,7 @@ export class SimulatedDomain implements PersistenceDomain {
 
   constructor(size: number, granularity: SimulatedGranularity = 'cache-line', image?: Buffer) {
     if (size % PAGE_BYTES !== 0) throw new RangeError(`simulated size ${size} is not a whole number of pages`)
-    this.size = size
+    this.#size = size
     this.granularity = granularity
     this.orderedMarker = granularity === 'cache-line'
     this.unitBytes = granularity === 'cache-line' ? 8 : PAGE_BYTES
@@ -61,6 +61,48 @@ export class SimulatedDomain implements PersistenceDomain {
       image.copy(this.#live)
       image.copy(this.#durable)
     }
+  }
+
+  get size(): number {
+    return this.#size
+  }
+
+  /** Growth is durable at once, as preallocation ends with fsync: the bytes are zero in both images. */
+  grow(from: number, to: number): void {
+    if (to % PAGE_BYTES !== 0) throw new RangeError(`simulated size ${to} is not a whole number of pages`)
+    if (to > this.#size) {
+      const memory = new Float64Array(to / 8)
+      const live = Buffer.from(memory.buffer)
+      this.#live.copy(live)
+      const durable = Buffer.alloc(to)
+      this.#durable.copy(durable)
+      this.#markers = memory
+      this.#live = live
+      this.#durable = durable
+      this.#size = to
+    }
+    this.#live.fill(0, from, to)
+    this.#durable.fill(0, from, to)
+    for (let unit = Math.floor(from / this.unitBytes); unit < Math.ceil(to / this.unitBytes); unit++) {
+      this.#dirty.delete(unit)
+      this.#inFlight.delete(unit)
+    }
+  }
+
+  /**
+   * The domain a new process sees after this one was killed: the caches
+   * (page cache, CPU caches) survive, so it reads the live image, but what
+   * was not durable is still not durable and may yet be lost to a power
+   * failure: every unit whose live bytes differ from its durable bytes
+   * starts out dirty.
+   */
+  afterProcessCrash(): SimulatedDomain {
+    const next = new SimulatedDomain(this.#size, this.granularity, this.#durable)
+    this.#live.copy(next.#live)
+    for (let unit = 0; unit < this.#size / this.unitBytes; unit++) {
+      if (!this.#unitBytesOf(this.#live, unit).equals(this.#unitBytesOf(this.#durable, unit))) next.#dirty.add(unit)
+    }
+    return next
   }
 
   /** A domain whose live and durable images are both `image`: the state after a crash. */

@@ -1,0 +1,235 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { open } from '../db.js'
+import { runPowerFailureCampaign, type PowerFailureResult } from '../crash/power-failure.js'
+import { runKillCampaign, type KillCampaignResult } from '../crash/process-kill.js'
+import { FILE_BYTES_MIN } from '../format/constants.js'
+import type { ModeRequest } from '../platform/daxfile.js'
+import type { SimulatedGranularity } from '../platform/simulated-domain.js'
+import { RealFileChecker } from './real-file-check.js'
+
+/** What `daxkv crash-test` runs; every field is on its command line, so a report can name the exact command. */
+export interface CrashTestOptions {
+  readonly dir: string
+  /** Workload steps of each power-failure campaign. */
+  readonly ops: number
+  readonly seed: number
+  /** Random crash images per crash point when the pending units are too many to enumerate. */
+  readonly images: number
+  /** Mode in which real files are opened: crash images, and the process-kill campaign's daxfile. */
+  readonly mode: ModeRequest
+  /** Rounds of the process-kill campaign (0 skips it). */
+  readonly rounds: number
+}
+
+/** One violation of any campaign, ready to print. */
+export interface ReportedViolation {
+  readonly campaign: string
+  readonly where: string
+  readonly invariant: string
+  readonly explanation: string
+  readonly kept: readonly string[]
+}
+
+export interface CrashTestReport {
+  readonly options: CrashTestOptions
+  readonly powerFailure: PowerFailureResult[]
+  /** Crash images written as real files and opened with open(), per granularity. */
+  readonly realFiles: Record<SimulatedGranularity, number>
+  kill: KillCampaignResult | undefined
+  readonly violations: ReportedViolation[]
+  durationMs: number
+}
+
+/** Sampled images handed to the real-file check: one in this many of the campaign's images. */
+const IMAGE_SAMPLE_EVERY = 25
+/** Real files checked at each stride before the stride doubles, so the sample spans the whole run. */
+const REAL_FILES_PER_STRIDE = 16
+
+const GRANULARITIES: readonly { granularity: SimulatedGranularity; label: string }[] = [
+  { granularity: 'cache-line', label: 'cache-line (DAX protocol)' },
+  { granularity: 'page', label: 'page (msync)' },
+]
+
+/**
+ * Runs the simulated power-failure campaign at both granularities, opening
+ * a sample of their crash images as real files in `dir` in the chosen mode,
+ * then the process-kill campaign in `dir`. `progress` receives the fraction
+ * done and what is running.
+ */
+export async function runCrashTest(options: CrashTestOptions, progress: (fraction: number, label: string) => void): Promise<CrashTestReport> {
+  const started = performance.now()
+  const { dir, ops, seed, images, mode, rounds } = options
+  fs.mkdirSync(dir, { recursive: true })
+  await checkModeAvailable(dir, mode)
+  const report: CrashTestReport = {
+    options,
+    powerFailure: [],
+    realFiles: { 'cache-line': 0, page: 0 },
+    kill: undefined,
+    violations: [],
+    durationMs: 0,
+  }
+  // Rough relative costs per step and per round, measured, so the bar moves evenly.
+  const weights = [ops * 8, ops * 1, rounds * 12]
+  const total = weights.reduce((a, b) => a + b, 0)
+  let before = 0
+  const phase = (n: number, fraction: number, label: string): void => progress((before + weights[n]! * fraction) / total, label)
+
+  const checker = new RealFileChecker()
+  try {
+    for (const [n, { granularity, label }] of GRANULARITIES.entries()) {
+      let offered = 0
+      let stride = 1
+      const result = await runPowerFailureCampaign({
+        seed,
+        steps: ops,
+        granularity,
+        samplesPerPoint: images,
+        imageSampleEvery: IMAGE_SAMPLE_EVERY,
+        onProgress: (done, r) => phase(n, done / ops, `power failure, ${granularity}: step ${done}/${ops}, ${r.images} images`),
+        onImage: (image, expect) => {
+          offered++
+          if (offered % stride !== 0) return
+          const number = ++report.realFiles[granularity]
+          if (number % REAL_FILES_PER_STRIDE === 0) stride *= 2
+          const file = path.join(dir, `image-${granularity}-${number}.dax`)
+          const problem = checkRealFile(checker, image, file, mode, expect)
+          if (problem === undefined) {
+            fs.rmSync(file, { force: true })
+            return
+          }
+          report.violations.push({
+            campaign: `power failure, ${label}`,
+            where: `real file ${number} (${mode} mode)`,
+            invariant: problem.invariant,
+            explanation: problem.explanation,
+            kept: [file],
+          })
+        },
+      })
+      report.powerFailure.push(result)
+      for (const v of result.violations) {
+        report.violations.push({
+          campaign: `power failure, ${label}`,
+          where: `crash point ${v.event} (${v.eventKind}), in flight: ${v.inFlight.join(', ') || 'none'}, image: ${v.image}`,
+          invariant: v.invariant,
+          explanation: v.explanation,
+          kept: [],
+        })
+      }
+      before += weights[n]!
+    }
+  } finally {
+    await checker.close()
+  }
+
+  if (rounds > 0) {
+    const kill = await runKillCampaign({
+      dir: path.join(dir, 'kill'),
+      rounds,
+      seed,
+      mode,
+      onProgress: (done) => phase(2, done / rounds, `process kill: round ${done}/${rounds}`),
+    })
+    report.kill = kill
+    for (const v of kill.violations) {
+      report.violations.push({
+        campaign: `process kill (${kill.mode} mode)`,
+        where: `round ${v.round}`,
+        invariant: v.invariant,
+        explanation: v.explanation,
+        kept: v.keptFiles,
+      })
+    }
+  }
+  progress(1, 'done')
+  report.durationMs = performance.now() - started
+  return report
+}
+
+/** Opens one crash image as a real file; undefined when it recovers to an allowed state and verifies. */
+function checkRealFile(
+  checker: RealFileChecker,
+  image: Buffer,
+  file: string,
+  mode: ModeRequest,
+  expect: (state: ReadonlyMap<string, Buffer>) => string | undefined,
+): { invariant: string; explanation: string } | undefined {
+  const recovered = checker.check(image, file, mode)
+  if (!recovered.ok) return { invariant: '(4) the store opens (real file)', explanation: recovered.error }
+  const explanation = expect(recovered.state)
+  if (explanation !== undefined) return { invariant: 'the recovered state is allowed (real file)', explanation }
+  if (recovered.problems.length > 0) return { invariant: '(4) the store verifies (real file)', explanation: recovered.problems.join('; ') }
+  return undefined
+}
+
+/**
+ * Fails early, with the library's own message, when `dir` cannot hold a
+ * daxfile in `mode` (for example `dax` on a filesystem without DAX),
+ * rather than reporting every image of the campaign as a violation.
+ */
+async function checkModeAvailable(dir: string, mode: ModeRequest): Promise<void> {
+  const probe = path.join(dir, `.probe-${process.pid}.dax`)
+  fs.rmSync(probe, { force: true })
+  try {
+    const db = await open(probe, { size: FILE_BYTES_MIN, mode })
+    await db.close()
+  } finally {
+    fs.rmSync(probe, { force: true })
+  }
+}
+
+/** The command line that replays a run. */
+export function reproduceCommand(options: CrashTestOptions): string {
+  const { dir, ops, seed, images, mode, rounds } = options
+  return `daxkv crash-test --dir ${shellQuote(dir)} --seed ${seed} --ops ${ops} --images ${images} --mode ${mode} --rounds ${rounds}`
+}
+
+/** The summary printed at the end of a run, with every violation and how to replay it. */
+export function formatReport(report: CrashTestReport): string {
+  const lines: string[] = []
+  const { options } = report
+  const sum = (pick: (r: PowerFailureResult) => number): number => report.powerFailure.reduce((n, r) => n + pick(r), 0)
+  lines.push('daxkv crash-test summary')
+  for (const [n, r] of report.powerFailure.entries()) {
+    lines.push(
+      `  power failure, ${GRANULARITIES[n]!.label}: ${r.stepsRun} steps, ${r.crashPoints} crash points, ${r.images} crash images, ` +
+        `${r.recoveries} recoveries, ${r.recoveryCrashImages} recovery-crash images, ${report.realFiles[r.granularity]} opened as real files, ` +
+        `${r.violations.length} violations, ${seconds(r.durationMs)}`,
+    )
+  }
+  const k = report.kill
+  if (k !== undefined) {
+    lines.push(
+      `  process kill (${k.mode} mode): ${k.rounds} rounds, ${k.roundsKilled} killed, ${k.roundsInterrupted} with steps in flight, ` +
+        `${k.stepsAcknowledged} steps acknowledged, in-flight steps ${k.inFlightApplied} applied / ${k.inFlightNotApplied} not, ` +
+        `${k.files} daxfiles, ${k.violations.length} violations, ${seconds(k.durationMs)}`,
+    )
+  }
+  lines.push(
+    `  crash points:          ${sum((r) => r.crashPoints)}`,
+    `  crash images checked:  ${sum((r) => r.images)} (${report.realFiles['cache-line'] + report.realFiles.page} as real files in ${options.mode} mode)`,
+    `  recoveries:            ${sum((r) => r.recoveries)}`,
+    `  recovery-crash images: ${sum((r) => r.recoveryCrashImages)}`,
+    `  kill rounds:           ${k?.rounds ?? 0}`,
+    `  violations:            ${report.violations.length}`,
+    `  time:                  ${seconds(report.durationMs)}`,
+    `  seed:                  ${options.seed}`,
+  )
+  for (const [i, v] of report.violations.entries()) {
+    lines.push('', `violation ${i + 1}: ${v.campaign}, ${v.where}`, `  ${v.invariant}`, `  ${v.explanation}`)
+    if (v.kept.length > 0) lines.push(`  kept for inspection: ${v.kept.join(', ')}`)
+    lines.push(`  reproduce: ${reproduceCommand(options)}`)
+    if (v.campaign.startsWith('process kill')) lines.push('  (the seed replays the workload and the kill delays; where a kill lands also depends on timing)')
+  }
+  return lines.join('\n')
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`
+}
+
+function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`
+}
