@@ -109,8 +109,6 @@ interface PendingUnit {
 const DEFAULT_SIZE = '64MiB'
 /** Bytes of a victim segment one compaction step scans: small enough to keep the event loop responsive. */
 const COMPACTION_STEP_BYTES = 256 * 1024
-/** compact() cleans every segment up to this full. */
-const COMPACT_ALL_UTILIZATION_MAX = 0.999
 const DEFAULT_CACHE_ENTRIES = 10_000
 /** Stands for a cached `null`, which lru-cache cannot hold. */
 const CACHED_NULL = Symbol('null')
@@ -281,9 +279,10 @@ export class DaxKV<V = any> {
     this.#flushPending()
     const counters = this.#store.counters
     const before = { segments: counters.compactions, bytes: counters.bytesCopied }
+    // Each segment that holds garbage now is cleaned once.
+    const victims = this.#store.segmentsWithGarbage()
     while (!this.#closed && this.#closing === undefined) {
-      // Any segment with garbage qualifies; full ones are skipped.
-      if (!this.#store.compactStep(COMPACTION_STEP_BYTES, COMPACT_ALL_UTILIZATION_MAX)) break
+      if (!this.#store.compactStep(COMPACTION_STEP_BYTES, 1, victims)) break
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
     return { segmentsCleaned: counters.compactions - before.segments, bytesCopied: counters.bytesCopied - before.bytes }
@@ -443,7 +442,8 @@ export class DaxKV<V = any> {
         j++
       }
       try {
-        this.#store.append(ops)
+        // Deletes may use the reserved segment, so a full store can still shrink.
+        this.#store.append(ops, ops.every((op) => op.type === RECORD_DEL) ? 'delete' : 'put')
       } catch (error) {
         for (let k = i; k < units.length; k++) units[k]!.reject(error)
         return

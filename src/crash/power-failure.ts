@@ -17,6 +17,8 @@ export interface PowerFailureOptions {
   readonly samplesPerPoint?: number
   readonly fileBytes?: number
   readonly segmentBytes?: number
+  /** Let the simulated file grow (autoGrow) up to this size; default: no growth. */
+  readonly maxFileBytes?: number
   readonly shape?: Partial<WorkloadShape>
   /** Also crash during recovery (while it zeroes a torn tail) and recover again. */
   readonly recoveryCrashes?: boolean
@@ -52,6 +54,10 @@ export interface PowerFailureResult {
   images: number
   recoveries: number
   recoveryCrashImages: number
+  /** What the workload itself did to the file: segments cleaned, growths, tombstones dropped. */
+  compactions: number
+  growths: number
+  tombstonesDropped: number
   readonly violations: Violation[]
   durationMs: number
 }
@@ -85,7 +91,13 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
   const samples = options.samplesPerPoint ?? 6
   const maxViolations = options.maxViolations ?? 5
   const sampleEvery = options.imageSampleEvery ?? 50
-  const dbOptions = { ...DB_OPTIONS, segmentSize: options.segmentBytes ?? 64 * 1024 }
+  const dbOptions = {
+    ...DB_OPTIONS,
+    segmentSize: options.segmentBytes ?? 64 * 1024,
+    autoGrow: options.maxFileBytes !== undefined,
+    backgroundCompaction: false,
+    ...(options.maxFileBytes === undefined ? {} : { maxSize: options.maxFileBytes }),
+  }
   const result: PowerFailureResult = {
     seed,
     granularity,
@@ -94,6 +106,9 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
     images: 0,
     recoveries: 0,
     recoveryCrashImages: 0,
+    compactions: 0,
+    growths: 0,
+    tombstonesDropped: 0,
     violations: [],
     durationMs: 0,
   }
@@ -208,7 +223,10 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
   const steps = makeWorkload(seed, options.steps, options.shape)
   for (let i = 0; i < steps.length && result.violations.length < maxViolations; ) {
     const step = steps[i]!
-    if (step.sync) {
+    if (step.kind === 'compact') {
+      await db.compact()
+      i++
+    } else if (step.sync) {
       inFlight.push(step)
       runSync(db, step)
       acknowledge(acked, inFlight, step)
@@ -216,7 +234,7 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
     } else {
       // Consecutive promise-API steps go out in one tick: one group commit.
       const group: Step[] = []
-      while (i < steps.length && !steps[i]!.sync && group.length < 4) group.push(steps[i++]!)
+      while (i < steps.length && !steps[i]!.sync && steps[i]!.kind !== 'compact' && group.length < 4) group.push(steps[i++]!)
       const promises = group.map((s) => {
         inFlight.push(s)
         return runAsync(db, s).then(() => acknowledge(acked, inFlight, s))
@@ -227,6 +245,10 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
     options.onProgress?.(i, result)
   }
   domain.onEvent = undefined
+  const stats = db.stats()
+  result.compactions = stats.compactions
+  result.growths = stats.growths
+  result.tombstonesDropped = stats.tombstonesDropped
   await db.close()
   result.durationMs = performance.now() - started
   return result

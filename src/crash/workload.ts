@@ -11,7 +11,8 @@ export type Change = readonly [key: string, value: Buffer | undefined]
  */
 export interface Step {
   readonly index: number
-  readonly kind: 'put' | 'del' | 'batch'
+  /** 'compact' runs db.compact(): it changes no key, only where records live. */
+  readonly kind: 'put' | 'del' | 'batch' | 'compact'
   readonly changes: readonly Change[]
   readonly sync: boolean
 }
@@ -26,6 +27,8 @@ export interface WorkloadShape {
   readonly batchRatio: number
   /** Share of steps issued with the synchronous API. */
   readonly syncRatio: number
+  /** Share of steps that run a full compaction. */
+  readonly compactRatio: number
 }
 
 export const DEFAULT_SHAPE: WorkloadShape = {
@@ -34,6 +37,7 @@ export const DEFAULT_SHAPE: WorkloadShape = {
   deleteRatio: 0.15,
   batchRatio: 0.2,
   syncRatio: 0.5,
+  compactRatio: 0,
 }
 
 /**
@@ -56,6 +60,9 @@ export function makeWorkload(seed: number, steps: number, shape: Partial<Workloa
 }
 
 function makeStep(random: Random, keys: readonly string[], s: WorkloadShape, index: number): Step {
+  // Draw the compaction choice only when it is enabled, so workloads without
+  // it stay identical to what they were for the same seed.
+  if (s.compactRatio > 0 && random.chance(s.compactRatio)) return { index, kind: 'compact', changes: [], sync: true }
   const sync = random.chance(s.syncRatio)
   if (random.chance(s.batchRatio)) {
     const n = random.int(2, 6)

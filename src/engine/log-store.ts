@@ -74,8 +74,6 @@ interface CompactionCursor {
 }
 
 const MAX_PROBLEMS = 50
-/** When neither a good victim nor growth is available, compaction may clean segments this full. */
-const LAST_RESORT_UTILIZATION_MAX = 0.98
 /** Compaction appends copies once it has collected this many bytes of records. */
 const COPY_BATCH_BYTES = 64 * 1024
 
@@ -252,10 +250,10 @@ export class LogStore {
    * once it is fully copied. Returns false when there was nothing to clean
    * below `utilizationMax`.
    */
-  compactStep(budgetBytes: number, utilizationMax = FOREGROUND_UTILIZATION_MAX): boolean {
+  compactStep(budgetBytes: number, utilizationMax = FOREGROUND_UTILIZATION_MAX, among?: ReadonlySet<number>): boolean {
     if (this.#failed !== undefined) throw this.#latched()
     if (this.#cursor === undefined) {
-      const victim = this.#victim(utilizationMax)
+      const victim = this.#victim(utilizationMax, among)
       if (victim === undefined) return false
       this.#cursor = { victim, pos: segmentDataOffset(victim.index, this.superblock.segmentBytes), expected: victim.header!.firstBatchSeq }
     }
@@ -264,10 +262,20 @@ export class LogStore {
     const victimSeq = victim.header!.segmentSeq
     let copies: EncodedOp[] = []
     let copyBytes = 0
+    // Where the scan may resume if appending the copies fails (DAXKV_FULL):
+    // every record before it has its copy committed.
+    let committed = { pos: cursor.pos, expected: cursor.expected }
     const flushCopies = (): void => {
-      if (copies.length > 0) this.append(copies, 'compaction')
+      try {
+        if (copies.length > 0) this.append(copies, 'compaction')
+      } catch (error) {
+        cursor.pos = committed.pos
+        cursor.expected = committed.expected
+        throw error
+      }
       copies = []
       copyBytes = 0
+      committed = { pos: cursor.pos, expected: cursor.expected }
     }
     const scanned = cursor.pos
     while (cursor.pos < victim.dataEnd && cursor.pos - scanned < budgetBytes) {
@@ -456,8 +464,24 @@ export class LogStore {
     return this.#segments.every((s) => s.header === undefined || s.header.segmentSeq >= segmentSeq || s.deadPuts === 0)
   }
 
-  #victim(utilizationMax: number): SegmentState | undefined {
-    return pickVictim(this.#segments, this.#head, this.#nextBatchSeq, this.superblock.segmentBytes, utilizationMax)
+  #victim(utilizationMax: number, among?: ReadonlySet<number>): SegmentState | undefined {
+    const segments = among === undefined ? this.#segments : this.#segments.filter((s) => among.has(s.header?.segmentSeq ?? 0))
+    return pickVictim(segments, this.#head, this.#nextBatchSeq, this.superblock.segmentBytes, utilizationMax)
+  }
+
+  /**
+   * The segment sequence numbers of the sealed segments that hold garbage
+   * now: a full compaction cleans these once, and not the segments its own
+   * copies fill (which would never end).
+   */
+  segmentsWithGarbage(): Set<number> {
+    const out = new Set<number>()
+    const segmentBytes = this.superblock.segmentBytes
+    for (const s of this.#segments) {
+      if (s.header === undefined || s.index === this.#head) continue
+      if (s.dataEnd - segmentDataOffset(s.index, segmentBytes) > s.liveBytes) out.add(s.header.segmentSeq)
+    }
+    return out
   }
 
   /**
@@ -474,10 +498,12 @@ export class LogStore {
         this.#openSegment(free)
         return
       }
-      // Compaction copies only through the reserve; it never compacts recursively.
+      // Compaction copies through the reserve and never compacts
+      // recursively. Only victims at most FOREGROUND_UTILIZATION_MAX full
+      // qualify, so each one cleaned frees a fifth of a segment or more and
+      // this loop makes progress; fuller files grow, or report DAXKV_FULL.
       if (reason !== 'compaction' && this.compactStep(Number.POSITIVE_INFINITY)) continue
       if (this.#grow()) continue
-      if (reason !== 'compaction' && this.compactStep(Number.POSITIVE_INFINITY, LAST_RESORT_UTILIZATION_MAX)) continue
       break
     }
     throw new DaxKVError(

@@ -6,7 +6,8 @@ const baseSeed = Number(process.env.DAXKV_TEST_SEED ?? Math.floor(Math.random() 
 
 function summary(r: PowerFailureResult): string {
   return `seed ${r.seed} (${r.granularity}): ${r.stepsRun} steps, ${r.crashPoints} crash points, ${r.images} images, ` +
-    `${r.recoveries} recoveries, ${r.recoveryCrashImages} recovery-crash images, ${r.violations.length} violations, ${Math.round(r.durationMs)} ms` +
+    `${r.recoveries} recoveries, ${r.recoveryCrashImages} recovery-crash images, ${r.compactions} compactions, ${r.growths} growths, ` +
+    `${r.tombstonesDropped} tombstones dropped, ${r.violations.length} violations, ${Math.round(r.durationMs)} ms` +
     r.violations.map((v) => `\n  event ${v.event} (${v.eventKind}), in flight ${v.inFlight.join(',')}: ${v.invariant}: ${v.explanation} [${v.image}]`).join('')
 }
 
@@ -19,6 +20,26 @@ describe('simulated power failure', () => {
       console.log(summary(r))
       expect(r.violations, summary(r)).toEqual([])
       expect(r.images).toBeGreaterThan(500)
+    })
+  }
+
+  for (const granularity of ['cache-line', 'page'] as const) {
+    it(`${granularity}: compaction, tombstones and growth under crashes never lose or resurrect a key`, async () => {
+      const r = await runPowerFailureCampaign({
+        seed: baseSeed + 1,
+        steps: 160,
+        granularity,
+        fileBytes: 128 * 1024,
+        maxFileBytes: 1024 * 1024,
+        shape: { compactRatio: 0.04, deleteRatio: 0.3, keys: 40 },
+        samplesPerPoint: 3,
+        exhaustiveUnits: 6,
+      })
+      console.log(summary(r))
+      expect(r.violations, summary(r)).toEqual([])
+      expect(r.images).toBeGreaterThan(300)
+      expect(r.compactions, 'the workload compacted').toBeGreaterThan(0)
+      expect(r.growths, 'the workload grew the file').toBeGreaterThan(0)
     })
   }
 
