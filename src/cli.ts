@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { randomSeed } from './crash/random.js'
 import { open, type DaxKV, type RangeOptions, type Stats } from './db.js'
-import type { ValueEncoding } from './encoding.js'
+import type { Key, ValueEncoding } from './encoding.js'
 import { DaxKVError, ErrorCode } from './errors.js'
 import type { ModeRequest } from './platform/daxfile.js'
 import { formatReport, runCrashTest } from './cli/crash-test.js'
@@ -92,6 +92,20 @@ function showValue(value: unknown, encoding: ValueEncoding, pretty: boolean): st
   return JSON.stringify(plain, replacer, pretty ? 2 : undefined) ?? String(value)
 }
 
+/** Reads a key's value, naming the likely cause when it does not decode. */
+function readValue(db: DaxKV, key: Key, encoding: ValueEncoding): unknown {
+  try {
+    return db.get(key) as unknown
+  } catch (error) {
+    if (error instanceof DaxKVError) throw error
+    throw new DaxKVError(
+      ErrorCode.ENCODING,
+      `the value of ${JSON.stringify(key)} does not decode as ${encoding} (was it stored with another --encoding?): ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    )
+  }
+}
+
 function parseValue(text: string, encoding: ValueEncoding): unknown {
   if (encoding === 'utf8') return text
   try {
@@ -118,9 +132,9 @@ function describeStats(s: Stats): string {
   const rows: [string, string][] = [
     ['file', s.path],
     ['mode', s.mode],
-    ['size', `${bytes(s.fileBytes)} (${s.fileBytes} bytes)`],
-    ['segments', `${s.segments} of ${bytes(s.segmentBytes)}, ${s.segmentsInUse} in use`],
-    ['used', `${bytes(s.usedBytes)} (${((100 * s.usedBytes) / s.fileBytes).toFixed(1)}%)`],
+    ['size', `${bytes(s.fileBytes)} (${s.fileBytes} bytes), may grow to ${bytes(s.maxFileBytes)}`],
+    ['segments', `${s.segments} of ${bytes(s.segmentBytes)}: ${s.segmentsInUse} in use, ${s.segmentsFree} free`],
+    ['used', `${bytes(s.usedBytes)} (${((100 * s.usedBytes) / s.fileBytes).toFixed(1)}% of the file), ${bytes(s.liveBytes)} live, ${(100 * s.garbageRatio).toFixed(0)}% garbage`],
     ['keys', String(s.keys)],
     ['recovery', `${r.batches} batches, ${r.records} records, ${bytes(r.bytesScanned)} scanned in ${r.durationMs.toFixed(1)} ms`],
     ['torn tail', torn],
@@ -184,7 +198,7 @@ function program(): Command {
     .addOption(encodingOption(READ_ENCODINGS))
     .addOption(modeOption())
     .action(async (file: string, key: string, options: FileOptions & { encoding: ValueEncoding }) => {
-      const value = await withFile(file, options, (db) => (db.has(key) ? { value: db.get(key) as unknown } : undefined))
+      const value = await withFile(file, options, (db) => (db.has(key) ? { value: readValue(db, key, options.encoding) } : undefined))
       if (value === undefined) {
         console.error(`daxkv: no key ${JSON.stringify(key)} in ${file}`)
         process.exitCode = 1
@@ -237,7 +251,8 @@ function program(): Command {
       if (options.limit !== undefined) range.limit = options.limit
       if (options.reverse === true) range.reverse = true
       await withFile(file, options, (db) => {
-        for (const [key, value] of db.range(range)) {
+        for (const key of db.keys(range)) {
+          const value = readValue(db, key, options.encoding)
           const shown = showValue(value, options.encoding, false)
           if (options.json !== true) console.log(`${String(key)}\t${shown}`)
           else {

@@ -300,7 +300,7 @@ export class DaxKV<V = any> {
     const problems = [...report.problems]
     for (const bytes of this.#store.index.keys(undefined, undefined, false)) {
       try {
-        this.#codec.decode(this.#store.valueAt(this.#store.index.get(bytes)!))
+        this.#store.decodeValueAt(this.#store.index.get(bytes)!, this.#codec.decode)
       } catch (error) {
         problems.push(`the value of key ${JSON.stringify(keyFromBytes(bytes, this.#keyEncoding))} does not decode as ${this.#codec.name}: ${String(error)}`)
         if (problems.length >= 50) break
@@ -350,7 +350,7 @@ export class DaxKV<V = any> {
   }
 
   #value(bytes: string, location: number): V {
-    const value = this.#codec.decode(this.#store.valueAt(location)) as V
+    const value = this.#store.decodeValueAt(location, this.#codec.decode) as V
     if (this.#cache !== undefined && value !== undefined) this.#cache.set(bytes, value === null ? CACHED_NULL : (value as object))
     return value
   }

@@ -10,8 +10,6 @@ export type KeyEncoding = 'utf8' | 'binary'
 /** A key as callers give it. */
 export type Key = string | Uint8Array
 
-const NON_ASCII = /[^\x00-\x7f]/
-
 /**
  * Turns a key into the engine's byte string: one char per byte (latin1), so
  * that `<` on byte strings is bytewise order. An ASCII string is already its
@@ -20,7 +18,7 @@ const NON_ASCII = /[^\x00-\x7f]/
 export function keyToBytes(key: unknown): string {
   let bytes: string
   if (typeof key === 'string') {
-    bytes = NON_ASCII.test(key) ? Buffer.from(key, 'utf8').toString('latin1') : key
+    bytes = isAscii(key) ? key : Buffer.from(key, 'utf8').toString('latin1')
   } else if (key instanceof Uint8Array) {
     bytes = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
   } else {
@@ -32,10 +30,15 @@ export function keyToBytes(key: unknown): string {
   return bytes
 }
 
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
+  return true
+}
+
 /** Turns an engine byte string back into the caller's key type. */
 export function keyFromBytes(bytes: string, encoding: KeyEncoding): Key {
   if (encoding === 'binary') return Buffer.from(bytes, 'latin1')
-  return NON_ASCII.test(bytes) ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes
+  return isAscii(bytes) ? bytes : Buffer.from(bytes, 'latin1').toString('utf8')
 }
 
 /** Encodes and decodes values; `decode` never returns a view into the mapping. */
@@ -44,7 +47,8 @@ export interface ValueCodec {
   /** Whether decoded values are worth caching (decoding costs more than a lookup). */
   readonly cacheable: boolean
   encode(value: unknown): Uint8Array
-  decode(bytes: Buffer): unknown
+  /** Decodes `bytes[start, end)`; `bytes` may be the mapping, so nothing returned may point into it. */
+  decode(bytes: Buffer, start: number, end: number): unknown
 }
 
 export function valueCodec(name: ValueEncoding): ValueCodec {
@@ -66,7 +70,7 @@ export function valueCodec(name: ValueEncoding): ValueCodec {
           if (text === undefined) throw new DaxKVError(ErrorCode.ENCODING, `value of type ${typeof value} cannot be encoded as JSON`)
           return Buffer.from(text, 'utf8')
         },
-        decode: (bytes) => JSON.parse(bytes.toString('utf8')),
+        decode: (bytes, start, end) => JSON.parse(bytes.toString('utf8', start, end)),
       }
     case 'utf8':
       return {
@@ -77,7 +81,7 @@ export function valueCodec(name: ValueEncoding): ValueCodec {
           if (typeof value !== 'string') throw new DaxKVError(ErrorCode.ENCODING, `valueEncoding 'utf8' stores strings, got ${typeName(value)}`)
           return Buffer.from(value, 'utf8')
         },
-        decode: (bytes) => bytes.toString('utf8'),
+        decode: (bytes, start, end) => bytes.toString('utf8', start, end),
       }
     case 'binary':
       return {
@@ -88,7 +92,11 @@ export function valueCodec(name: ValueEncoding): ValueCodec {
           if (!(value instanceof Uint8Array)) throw new DaxKVError(ErrorCode.ENCODING, `valueEncoding 'binary' stores Uint8Arrays, got ${typeName(value)}`)
           return value
         },
-        decode: (bytes) => Buffer.from(bytes),
+        decode(bytes, start, end) {
+          const out = Buffer.allocUnsafe(end - start)
+          bytes.copy(out, 0, start, end)
+          return out
+        },
       }
     default:
       throw new TypeError(`unknown valueEncoding ${JSON.stringify(name)}: use 'msgpack', 'json', 'utf8' or 'binary'`)
@@ -114,7 +122,7 @@ function msgpackCodec(): ValueCodec {
         throw new DaxKVError(ErrorCode.ENCODING, `value cannot be encoded as MessagePack: ${String(cause)}`, { cause })
       }
     },
-    decode: (bytes) => unpackr.unpack(bytes),
+    decode: (bytes, start, end) => unpackr.unpack(bytes.subarray(start, end)),
   }
 }
 

@@ -46,6 +46,17 @@ const IMAGE_SAMPLE_EVERY = 25
 /** Real files checked at each stride before the stride doubles, so the sample spans the whole run. */
 const REAL_FILES_PER_STRIDE = 16
 
+/**
+ * A small simulated file that may grow, and a workload with full
+ * compactions among its steps, so crashes also land in segment cleaning
+ * and growth, not only in appends and rolls.
+ */
+const POWER_FAILURE_FILE = {
+  fileBytes: 256 * 1024,
+  maxFileBytes: 1024 * 1024,
+  shape: { compactRatio: 0.03 },
+} as const
+
 const GRANULARITIES: readonly { granularity: SimulatedGranularity; label: string }[] = [
   { granularity: 'cache-line', label: 'cache-line (DAX protocol)' },
   { granularity: 'page', label: 'page (msync)' },
@@ -81,10 +92,13 @@ export async function runCrashTest(options: CrashTestOptions, progress: (fractio
     for (const [n, { granularity, label }] of GRANULARITIES.entries()) {
       let offered = 0
       let stride = 1
+      // One working file per granularity, rewritten for each image; a failing image is copied aside.
+      const imageFile = path.join(dir, `image-${granularity}.dax`)
       const result = await runPowerFailureCampaign({
         seed,
         steps: ops,
         granularity,
+        ...POWER_FAILURE_FILE,
         samplesPerPoint: images,
         imageSampleEvery: IMAGE_SAMPLE_EVERY,
         onProgress: (done, r) => phase(n, done / ops, `power failure, ${granularity}: step ${done}/${ops}, ${r.images} images`),
@@ -93,21 +107,21 @@ export async function runCrashTest(options: CrashTestOptions, progress: (fractio
           if (offered % stride !== 0) return
           const number = ++report.realFiles[granularity]
           if (number % REAL_FILES_PER_STRIDE === 0) stride *= 2
-          const file = path.join(dir, `image-${granularity}-${number}.dax`)
-          const problem = checkRealFile(checker, image, file, mode, expect)
-          if (problem === undefined) {
-            fs.rmSync(file, { force: true })
-            return
-          }
+          const problem = checkRealFile(checker, image, imageFile, mode, expect)
+          if (problem === undefined) return
+          // Keep the image as the crash left it: the working file now holds what recovery made of it.
+          const kept = path.join(dir, `violation-image-${granularity}-${number}.dax`)
+          fs.writeFileSync(kept, image)
           report.violations.push({
             campaign: `power failure, ${label}`,
             where: `real file ${number} (${mode} mode)`,
             invariant: problem.invariant,
             explanation: problem.explanation,
-            kept: [file],
+            kept: [kept],
           })
         },
       })
+      fs.rmSync(imageFile, { force: true })
       report.powerFailure.push(result)
       for (const v of result.violations) {
         report.violations.push({
@@ -125,8 +139,9 @@ export async function runCrashTest(options: CrashTestOptions, progress: (fractio
   }
 
   if (rounds > 0) {
+    const killDir = path.join(dir, 'kill')
     const kill = await runKillCampaign({
-      dir: path.join(dir, 'kill'),
+      dir: killDir,
       rounds,
       seed,
       mode,
@@ -142,6 +157,8 @@ export async function runCrashTest(options: CrashTestOptions, progress: (fractio
         kept: v.keptFiles,
       })
     }
+    // The campaign removes its working files; the directory stays only when it holds kept ones.
+    if (fs.readdirSync(killDir).length === 0) fs.rmdirSync(killDir)
   }
   progress(1, 'done')
   report.durationMs = performance.now() - started
@@ -196,7 +213,7 @@ export function formatReport(report: CrashTestReport): string {
     lines.push(
       `  power failure, ${GRANULARITIES[n]!.label}: ${r.stepsRun} steps, ${r.crashPoints} crash points, ${r.images} crash images, ` +
         `${r.recoveries} recoveries, ${r.recoveryCrashImages} recovery-crash images, ${report.realFiles[r.granularity]} opened as real files, ` +
-        `${r.violations.length} violations, ${seconds(r.durationMs)}`,
+        `${r.compactions} segments compacted, ${r.growths} growths, ${r.violations.length} violations, ${seconds(r.durationMs)}`,
     )
   }
   const k = report.kill

@@ -21,6 +21,8 @@ export class RealFileChecker {
   readonly #worker: Worker
   readonly #port: MessagePort
   readonly #signal = new Int32Array(new SharedArrayBuffer(4))
+  /** Files already written whole and fsynced, with their size; later images of that size overwrite them in place. */
+  readonly #prepared = new Map<string, number>()
 
   constructor() {
     const { port1, port2 } = new MessageChannel()
@@ -32,9 +34,10 @@ export class RealFileChecker {
     this.#worker.unref()
   }
 
-  /** Writes `image` to `file`, makes it durable, opens it in `mode` and returns what recovery found. */
+  /** Writes `image` to `file`, opens it in `mode` and returns what recovery found. */
   check(image: Buffer, file: string, mode: ModeRequest): RealFileResult {
-    writeDurably(file, image)
+    writeImage(file, image, this.#prepared.get(file) !== image.length)
+    this.#prepared.set(file, image.length)
     Atomics.store(this.#signal, 0, 0)
     this.#port.postMessage({ file, mode } satisfies ImageRequest)
     if (Atomics.wait(this.#signal, 0, 0, REPLY_TIMEOUT_MS) === 'timed-out') {
@@ -55,16 +58,20 @@ export class RealFileChecker {
 }
 
 /**
- * Writes the whole file and fsyncs it. The fsync matters beyond
- * durability: until written back, a new file's blocks may be delayed
- * allocations, which open() rightly refuses as breaking the daxfile contract.
+ * Writes the whole image into `file`. A new file (or one whose size
+ * changes, after the simulated file grew) is fsynced, not for durability
+ * but for the daxfile contract: until written back, new blocks may be
+ * delayed allocations, which open() rightly refuses. Later images of the
+ * same size overwrite the same allocated blocks in place, which changes no
+ * block map, so they need no fsync; the mapping sees them through the page
+ * cache.
  */
-function writeDurably(file: string, image: Buffer): void {
-  const fd = fs.openSync(file, 'w')
+function writeImage(file: string, image: Buffer, fresh: boolean): void {
+  const fd = fs.openSync(file, fresh ? 'w' : 'r+')
   try {
     let done = 0
     while (done < image.length) done += fs.writeSync(fd, image, done, image.length - done, done)
-    fs.fsyncSync(fd)
+    if (fresh) fs.fsyncSync(fd)
   } finally {
     fs.closeSync(fd)
   }

@@ -11,14 +11,15 @@
  * acknowledgement file before issuing it, `A <index>` once the store
  * acknowledged it, and `R <index>` when the store refused it (full) with
  * nothing written. It prints `full` and exits when the daxfile has no room
- * for the next step, and `done` after its last step.
+ * for the next step, and `done` after its last step. It exits at once when
+ * its standard input ends: the parent is gone.
  */
 import fs from 'node:fs'
 import { parseArgs } from 'node:util'
 import { open, type DaxKV } from '../db.js'
 import { DaxKVError, ErrorCode } from '../errors.js'
 import type { ModeRequest } from '../platform/daxfile.js'
-import { KILL_DB_OPTIONS, KILL_FILE_BYTES, KILL_SHAPE, KILL_STEPS_MAX } from './process-kill.js'
+import { KILL_DB_OPTIONS, KILL_FILE_BYTES, KILL_FILE_BYTES_MAX, KILL_SHAPE, KILL_STEPS_MAX } from './process-kill.js'
 import { makeWorkload, type Step } from './workload.js'
 
 /** Async steps issued in one tick, as the power-failure campaign does: one group commit. */
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
     ...KILL_DB_OPTIONS,
     mode: values.mode as ModeRequest,
     size: wholeNumber(values.size, 'size'),
+    maxSize: KILL_FILE_BYTES_MAX,
   })
   const steps = makeWorkload(seed, stepsMax, KILL_SHAPE, first)
   // The acknowledgement file is written with plain write(2) calls: once one
@@ -54,17 +56,30 @@ async function main(): Promise<void> {
   const note = (tag: 'I' | 'A' | 'R', index: number): void => {
     fs.writeSync(acks, `${tag} ${index}\n`)
   }
+  // The parent holds our stdin open; end of input means it died, and a
+  // child left alone would keep writing until its step limit.
+  process.stdin.on('end', () => process.exit(3)).resume()
   process.stdout.write('ready\n')
   const ended = await runSteps(db, steps, note)
   fs.closeSync(acks)
   await db.close()
   process.stdout.write(`${ended}\n`)
+  process.exit(0)
 }
 
 /** Runs the steps in order; returns why it stopped. */
 async function runSteps(db: DaxKV<Buffer>, steps: readonly Step[], note: (tag: 'I' | 'A' | 'R', index: number) => void): Promise<'full' | 'done'> {
   for (let i = 0; i < steps.length; ) {
     const step = steps[i]!
+    if (step.kind === 'compact') {
+      // A full compaction changes no key; it is noted like any step so the
+      // file shows where the kill landed.
+      note('I', step.index)
+      await db.compact()
+      note('A', step.index)
+      i++
+      continue
+    }
     if (step.sync) {
       note('I', step.index)
       try {
@@ -76,12 +91,13 @@ async function runSteps(db: DaxKV<Buffer>, steps: readonly Step[], note: (tag: '
       }
       note('A', step.index)
       i++
+      await nextTurn()
       continue
     }
     // Consecutive promise-API steps go out in one tick so the store commits
     // them as one group; each intent is on file before any of them is issued.
     const group: Step[] = []
-    while (i < steps.length && !steps[i]!.sync && group.length < GROUP_STEPS_MAX) group.push(steps[i++]!)
+    while (i < steps.length && !steps[i]!.sync && steps[i]!.kind !== 'compact' && group.length < GROUP_STEPS_MAX) group.push(steps[i++]!)
     for (const s of group) note('I', s.index)
     const settled = await Promise.allSettled(
       group.map((s) =>
@@ -100,20 +116,32 @@ async function runSteps(db: DaxKV<Buffer>, steps: readonly Step[], note: (tag: '
       if (other !== undefined) throw other
       return 'full'
     }
+    await nextTurn()
   }
   return 'done'
+}
+
+/**
+ * Yields one turn of the event loop. The store cleans segments in the
+ * background from setImmediate callbacks; a loop that only awaited promises
+ * would never let them run, and kills would never land inside compaction.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 function runSync(db: DaxKV<Buffer>, step: Step): void {
   if (step.kind === 'batch') db.batchSync(toBatch(step))
   else if (step.kind === 'put') db.putSync(step.changes[0]![0], step.changes[0]![1]!)
-  else db.delSync(step.changes[0]![0])
+  else if (step.kind === 'del') db.delSync(step.changes[0]![0])
+  else throw new Error(`kill-child cannot run a ${String(step.kind)} step`)
 }
 
 function runAsync(db: DaxKV<Buffer>, step: Step): Promise<void> {
   if (step.kind === 'batch') return db.batch(toBatch(step))
   if (step.kind === 'put') return db.put(step.changes[0]![0], step.changes[0]![1]!)
-  return db.del(step.changes[0]![0])
+  if (step.kind === 'del') return db.del(step.changes[0]![0])
+  throw new Error(`kill-child cannot run a ${String(step.kind)} step`)
 }
 
 function toBatch(step: Step): ({ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string })[] {

@@ -12,8 +12,18 @@ import { makeWorkload, type Step, type WorkloadShape } from './workload.js'
 export const KILL_DB_OPTIONS = { valueEncoding: 'binary', cacheSize: 0, segmentSize: 64 * 1024 } as const
 /** The daxfile of a kill campaign: a few MiB, so a fresh one is cheap to make. */
 export const KILL_FILE_BYTES = 4 * 1024 * 1024
-/** The workload mix; the child and the parent generate the same steps from it. */
-export const KILL_SHAPE: Partial<WorkloadShape> = {}
+/**
+ * The child's file may grow to this size (growth is one of the things a
+ * kill should interrupt), and no further: a child that reaches it stops
+ * with `full` and the next round starts a fresh file.
+ */
+export const KILL_FILE_BYTES_MAX = 16 * 1024 * 1024
+/**
+ * The workload mix; the child and the parent generate the same steps from
+ * it. A few full compactions join the background cleaning, so kills also
+ * land inside compact().
+ */
+export const KILL_SHAPE: Partial<WorkloadShape> = { compactRatio: 0.02 }
 /** Steps one child runs at most before it stops on its own. */
 export const KILL_STEPS_MAX = 3000
 
@@ -49,7 +59,7 @@ export interface KillViolation {
   readonly inFlight: readonly number[]
   readonly invariant: string
   readonly explanation: string
-  /** Copies of the daxfile and acknowledgement file as they were checked, kept for inspection. */
+  /** Copies of the daxfile as the killed child left it (before recovery) and of the acknowledgement file. */
   readonly keptFiles: readonly string[]
 }
 
@@ -133,6 +143,7 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
   fs.mkdirSync(dir, { recursive: true })
   const file = path.join(dir, 'kill.dax')
   const ackFile = path.join(dir, 'kill.acks')
+  const beforeCheck = path.join(dir, 'kill-before-check.dax')
   const random = new Random(seed ^ 0x1b873593)
   let base: State = new Map()
   let fresh = true
@@ -158,8 +169,13 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
       ...(options.fileBytes === undefined ? {} : { fileBytes: options.fileBytes }),
     })
     const acks = readAckLog(ackFile)
-    const check = run.ended === 'failed' && !fs.existsSync(file)
-      ? { state: undefined, acknowledged: 0, inFlight: [], applied: -1, problem: { invariant: '(4) the store opens', explanation: 'the child failed before creating the daxfile' } }
+    // Recovery rewrites the tail the kill left; keep the file as it was, in
+    // case the check fails and someone wants to look at it.
+    if (fs.existsSync(file)) fs.copyFileSync(file, beforeCheck)
+    else fs.rmSync(beforeCheck, { force: true })
+    const childFailure = run.ended === 'failed' ? `the child failed: ${firstLine(run.stderr)}` : undefined
+    const check: RoundCheck = childFailure !== undefined && !fs.existsSync(file)
+      ? { state: undefined, acknowledged: 0, inFlight: [], applied: -1, problem: { invariant: '(4) the store opens', explanation: childFailure } }
       : await checkRecovered({ file, mode, seed, base, acks })
     result.rounds++
     if (run.ended === 'killed') result.roundsKilled++
@@ -170,12 +186,10 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
       result.inFlightApplied += check.applied
       result.inFlightNotApplied += check.inFlight.length - check.applied
     }
-    const problem = check.problem ?? (run.ended === 'failed'
-      ? { invariant: '(4) the store opens and accepts writes', explanation: `the child failed: ${run.stderr.trim().split('\n')[0] ?? ''}` }
-      : undefined)
+    const problem = check.problem ?? (childFailure === undefined ? undefined : { invariant: '(4) the store opens and accepts writes', explanation: childFailure })
     if (problem !== undefined) {
-      const keptFiles = keepForInspection(file, ackFile, round)
-      const last = acks.issued.length > 0 ? Math.max(...acks.issued) : firstIndex - 1
+      const keptFiles = keepForInspection(beforeCheck, ackFile, round)
+      const steps = acks.issued.length > 0 ? `steps ${firstIndex}..${Math.max(...acks.issued)}` : 'no step issued'
       result.violations.push({
         seed,
         mode,
@@ -184,7 +198,7 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
         acknowledged: check.acknowledged,
         inFlight: check.inFlight,
         invariant: problem.invariant,
-        explanation: `round ${round} (steps ${firstIndex}..${last}, killed ${delayMs} ms after ready, in flight: ${check.inFlight.join(', ') || 'none'}): ${problem.explanation}`,
+        explanation: `round ${round} (${steps}, ${howItEnded(run, delayMs)}, in flight: ${check.inFlight.join(', ') || 'none'}): ${problem.explanation}`,
         keptFiles,
       })
     }
@@ -195,8 +209,7 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
     else base = check.state
     options.onProgress?.(result.rounds, result)
   }
-  fs.rmSync(file, { force: true })
-  fs.rmSync(ackFile, { force: true })
+  for (const f of [file, ackFile, beforeCheck]) fs.rmSync(f, { force: true })
   result.durationMs = performance.now() - started
   return result
 }
@@ -233,7 +246,7 @@ export async function runKillChild(input: ChildInput): Promise<ChildRun> {
       '--size', String(input.fileBytes ?? KILL_FILE_BYTES),
       '--steps', String(input.stepsMax ?? KILL_STEPS_MAX),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['pipe', 'pipe', 'pipe'] },
   )
   let stdout = ''
   let stderr = ''
@@ -329,7 +342,8 @@ export async function checkRecovered(input: {
   })
   let db: DaxKV<Buffer>
   try {
-    db = await open<Buffer>(input.file, { ...KILL_DB_OPTIONS, mode: input.mode, create: false })
+    // No background compaction: the check should find the file as recovery left it.
+    db = await open<Buffer>(input.file, { ...KILL_DB_OPTIONS, mode: input.mode, create: false, backgroundCompaction: false })
   } catch (error) {
     return outcome(undefined, -1, { invariant: '(4) the store opens', explanation: `reopening after the kill threw: ${String(error)}` })
   }
@@ -361,7 +375,17 @@ function stepsOf(seed: number, indices: readonly number[]): Map<number, Step> {
   return out
 }
 
-/** Copies the checked daxfile and acknowledgement file aside, so a violation can be examined later. */
+function howItEnded(run: ChildRun, delayMs: number): string {
+  if (run.ended === 'killed') return `killed ${delayMs} ms after ready`
+  return run.ended === 'failed' ? 'the child failed' : `the child stopped on its own (${run.ended})`
+}
+
+/** The first line of a child's error output that says something (node's own stack lines come after it). */
+function firstLine(stderr: string): string {
+  return stderr.split('\n').find((line) => line.trim() !== '')?.trim() ?? '(no error output)'
+}
+
+/** Copies the daxfile as the child left it and the acknowledgement file aside, so a violation can be examined later. */
 function keepForInspection(file: string, ackFile: string, round: number): string[] {
   const kept: string[] = []
   for (const [from, suffix] of [[file, 'dax'], [ackFile, 'acks']] as const) {

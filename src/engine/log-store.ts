@@ -1,6 +1,7 @@
 import { DaxKVError, ErrorCode, assert } from '../errors.js'
 import {
   CACHE_LINE_BYTES,
+  MAP_PIECE_BYTES,
   MARKER_BYTES,
   MARKER_OFFSET,
   RECORD_DEL,
@@ -14,7 +15,7 @@ import { SEGMENT_FREE_MARK, encodeSegmentHeader, segmentDataOffset, segmentEndOf
 import { decodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { commitFaults } from './faults.js'
-import { KeyIndex } from './key-index.js'
+import { KeyIndex, type KeyReader } from './key-index.js'
 import { recover, type RecoveryReport, type SegmentState } from './recovery.js'
 import {
   BACKGROUND_GARBAGE_RATIO,
@@ -84,10 +85,10 @@ const COPY_BATCH_BYTES = 64 * 1024
  * committed, keeps live-space accounting per segment, cleans segments and
  * grows the file.
  */
-export class LogStore {
+export class LogStore implements KeyReader {
   readonly domain: PersistenceDomain
   superblock: Superblock
-  readonly index = new KeyIndex()
+  readonly index: KeyIndex
   readonly recovery: RecoveryReport
   readonly durable: boolean
   readonly counters: LogCounters = {
@@ -105,7 +106,7 @@ export class LogStore {
   readonly #options: LogStoreOptions
   readonly #segments: SegmentState[]
   /** Latest tombstone of each deleted key still present in the log. */
-  readonly #tombstones = new Map<string, number>()
+  readonly #tombstones: KeyIndex
   #superblockSlot: 0 | 1
   #head: number
   /** Write position and end of the head segment. */
@@ -124,6 +125,8 @@ export class LogStore {
     this.domain = domain
     this.#options = options
     this.durable = options.durable
+    this.index = new KeyIndex(this)
+    this.#tombstones = new KeyIndex(this)
     const { superblock, slot, repairedSlot } = readSuperblocks(domain, file)
     this.superblock = superblock
     this.#superblockSlot = slot
@@ -218,11 +221,32 @@ export class LogStore {
     }
   }
 
-  /** The encoded value of the put record at `location` (a view: copy before handing it out). */
-  valueAt(location: number): Buffer {
-    const header = this.domain.view(location, RECORD_HEADER_BYTES)
-    const keyBytes = header.readUInt16LE(2)
-    return this.domain.view(location + RECORD_HEADER_BYTES + keyBytes, header.readUInt32LE(4))
+  /**
+   * Decodes the value of the put record at `location` with `decode`, which
+   * receives the mapped piece and the value's range in it, so the hot read
+   * path allocates nothing but the decoded value.
+   */
+  decodeValueAt<T>(location: number, decode: (piece: Buffer, start: number, end: number) => T): T {
+    const piece = this.domain.piece(location)
+    const at = location % MAP_PIECE_BYTES
+    const start = at + RECORD_HEADER_BYTES + (piece[at + 2]! | (piece[at + 3]! << 8))
+    return decode(piece, start, start + piece.readUInt32LE(at + 4))
+  }
+
+  keyMatches(location: number, key: string): boolean {
+    const piece = this.domain.piece(location)
+    const at = location % MAP_PIECE_BYTES
+    if ((piece[at + 2]! | (piece[at + 3]! << 8)) !== key.length) return false
+    const start = at + RECORD_HEADER_BYTES
+    for (let i = 0; i < key.length; i++) if (piece[start + i] !== key.charCodeAt(i)) return false
+    return true
+  }
+
+  keyAt(location: number): string {
+    const piece = this.domain.piece(location)
+    const at = location % MAP_PIECE_BYTES
+    const start = at + RECORD_HEADER_BYTES
+    return piece.toString('latin1', start, start + (piece[at + 2]! | (piece[at + 3]! << 8)))
   }
 
   /** Makes everything appended durable (a no-op for durable stores). */
@@ -337,8 +361,8 @@ export class LogStore {
       const check = decodeSuperblock(this.domain.view(superblockOffset(slot), SUPERBLOCK_BYTES))
       if (!check.ok) note(`superblock copy ${slot} is invalid: ${check.detail}`)
     }
-    const replay = new KeyIndex()
-    const replayTombstones = new Map<string, number>()
+    const replay = new KeyIndex(this, this.index.size)
+    const replayTombstones = new KeyIndex(this)
     const counted: SegmentState[] = []
     let result: ReturnType<typeof recover>
     try {
@@ -435,7 +459,7 @@ export class LogStore {
     location: number,
     bytes: number,
     index: KeyIndex = this.index,
-    tombstones: Map<string, number> = this.#tombstones,
+    tombstones: KeyIndex = this.#tombstones,
   ): void {
     const segmentBytes = this.superblock.segmentBytes
     const seg = (at: number): SegmentState => (segments[Math.floor(at / segmentBytes)] ??= blankSegment(Math.floor(at / segmentBytes)))
@@ -445,12 +469,8 @@ export class LogStore {
       s.liveBytes -= this.#recordBytesAt(previous)
       s.deadPuts++
     }
-    const tombstone = tombstones.get(key)
-    if (tombstone !== undefined) {
-      seg(tombstone).liveBytes -= this.#recordBytesAt(tombstone)
-      tombstones.delete(key)
-    }
-    if (type === RECORD_DEL) tombstones.set(key, location)
+    const tombstone = type === RECORD_DEL ? tombstones.set(key, location) : tombstones.delete(key)
+    if (tombstone !== undefined) seg(tombstone).liveBytes -= this.#recordBytesAt(tombstone)
     seg(location).liveBytes += bytes
   }
 

@@ -30,6 +30,13 @@ export interface PersistenceDomain {
    * The range must not straddle a mapped piece (the layout guarantees it).
    */
   view(offset: number, length: number): Buffer
+  /**
+   * The mapped piece holding byte `offset`, for hot read paths that must not
+   * allocate a view per call: the piece starts at file offset
+   * `Math.floor(offset / MAP_PIECE_BYTES) * MAP_PIECE_BYTES`. Read-only,
+   * like view().
+   */
+  piece(offset: number): Buffer
   /** Copies `src` to [offset, offset + src.length). */
   write(offset: number, src: Uint8Array): void
   /** Stores `value` as an IEEE-754 double in one aligned 8-byte store (the commit marker). */

@@ -62,6 +62,10 @@ export class MappedDomain implements PersistenceDomain {
     return this.#pieces[piece]!.subarray(local, local + length)
   }
 
+  piece(offset: number): Buffer {
+    return this.#pieces[this.#piece(offset, 0)]!
+  }
+
   write(offset: number, src: Uint8Array): void {
     const piece = this.#piece(offset, src.length)
     this.#pieces[piece]!.set(src, offset - piece * MAP_PIECE_BYTES)

@@ -1,4 +1,4 @@
-import { CACHE_LINE_BYTES, PAGE_BYTES } from '../format/constants.js'
+import { CACHE_LINE_BYTES, MAP_PIECE_BYTES, PAGE_BYTES } from '../format/constants.js'
 import { checkRange, type PersistenceDomain } from './domain.js'
 
 /**
@@ -113,6 +113,12 @@ export class SimulatedDomain implements PersistenceDomain {
   view(offset: number, length: number): Buffer {
     checkRange(this.size, offset, length)
     return this.#live.subarray(offset, offset + length)
+  }
+
+  piece(offset: number): Buffer {
+    checkRange(this.#size, offset, 0)
+    const base = Math.floor(offset / MAP_PIECE_BYTES) * MAP_PIECE_BYTES
+    return this.#live.subarray(base, Math.min(this.#size, base + MAP_PIECE_BYTES))
   }
 
   write(offset: number, src: Uint8Array): void {
