@@ -52,7 +52,7 @@ const REAL_FILES_PER_STRIDE = 16
  * and growth, not only in appends and rolls.
  */
 const POWER_FAILURE_FILE = {
-  fileBytes: 256 * 1024,
+  fileBytes: 128 * 1024,
   maxFileBytes: 1024 * 1024,
   shape: { compactRatio: 0.03 },
 } as const

@@ -4,6 +4,10 @@ import { SortedKeys, type Bound } from './sorted-keys.js'
 export interface KeyReader {
   /** True when the record at `location` has key `key` (a byte string). */
   keyMatches(location: number, key: string): boolean
+  /** True when the records at `a` and `b` have the same key. */
+  sameKey(a: number, b: number): boolean
+  /** {@link hashKey} of the key of the record at `location`. */
+  keyHashAt(location: number): number
   /** The key of the record at `location`, as a byte string. */
   keyAt(location: number): string
 }
@@ -48,10 +52,20 @@ export class KeyIndex {
     return slot < 0 ? undefined : this.#locations[slot]
   }
 
-  /** Points `key` at `location`; returns the location it replaces, if any. */
-  set(key: string, location: number): number | undefined {
-    const hash = hashKey(key)
-    const slot = this.#find(key, hash)
+  /** The location the index holds for the key of the record at `record`, if any. */
+  getByRecord(record: number): number | undefined {
+    const slot = this.#findRecord(record, this.#reader.keyHashAt(record))
+    return slot < 0 ? undefined : this.#locations[slot]
+  }
+
+  /**
+   * Points the key of the record at `location` to it; returns the location
+   * it replaces, if any. The key is read from the record, so replaying a log
+   * creates no strings.
+   */
+  set(location: number): number | undefined {
+    const hash = this.#reader.keyHashAt(location)
+    const slot = this.#findRecord(location, hash)
     if (slot >= 0) {
       const previous = this.#locations[slot]!
       this.#locations[slot] = location
@@ -63,13 +77,13 @@ export class KeyIndex {
     this.#locations[i] = location
     this.#hashes[i] = hash
     this.#size++
-    this.#sorted?.insert(key)
+    this.#sorted?.insert(this.#reader.keyAt(location))
     return undefined
   }
 
-  /** Removes `key`; returns the location it had, if any. */
-  delete(key: string): number | undefined {
-    let hole = this.#find(key, hashKey(key))
+  /** Removes the key of the record at `record`; returns the location it had, if any. */
+  delete(record: number): number | undefined {
+    let hole = this.#findRecord(record, this.#reader.keyHashAt(record))
     if (hole < 0) return undefined
     const previous = this.#locations[hole]!
     const locations = this.#locations
@@ -88,7 +102,7 @@ export class KeyIndex {
     }
     locations[hole] = EMPTY
     this.#size--
-    this.#sorted?.delete(key)
+    this.#sorted?.delete(this.#reader.keyAt(record))
     return previous
   }
 
@@ -114,6 +128,18 @@ export class KeyIndex {
     }
   }
 
+  /** The slot holding the key of the record at `record`, or -1. */
+  #findRecord(record: number, hash: number): number {
+    const locations = this.#locations
+    const hashes = this.#hashes
+    const mask = this.#mask
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const location = locations[i]!
+      if (location === EMPTY) return -1
+      if (hashes[i] === hash && this.#reader.sameKey(location, record)) return i
+    }
+  }
+
   #resize(slots: number): void {
     const oldLocations = this.#locations
     const oldHashes = this.#hashes
@@ -136,6 +162,17 @@ export class KeyIndex {
 export function hashKey(key: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193)
+  return finishHash(h)
+}
+
+/** {@link hashKey} of bytes[start, end): the same value as for the byte string of those bytes. */
+export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193)
+  return finishHash(h)
+}
+
+function finishHash(h: number): number {
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

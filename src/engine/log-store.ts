@@ -15,7 +15,7 @@ import { SEGMENT_FREE_MARK, encodeSegmentHeader, segmentDataOffset, segmentEndOf
 import { decodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { commitFaults } from './faults.js'
-import { KeyIndex, type KeyReader } from './key-index.js'
+import { KeyIndex, hashBytes, type KeyReader } from './key-index.js'
 import { recover, type RecoveryReport, type SegmentState } from './recovery.js'
 import {
   BACKGROUND_GARBAGE_RATIO,
@@ -135,8 +135,8 @@ export class LogStore implements KeyReader {
     // Accounting during replay needs the segment table before recover()
     // returns it, so the visitor fills a table of its own.
     const segments: SegmentState[] = []
-    const result = recover(domain, superblock, (type, location, key, bytes) => {
-      this.#applyRecord(segments, type, key, location, bytes)
+    const result = recover(domain, superblock, (type, location, bytes) => {
+      this.#applyRecord(segments, type, location, bytes)
     })
     this.#segments = result.segments
     for (const s of this.#segments) {
@@ -209,7 +209,7 @@ export class LogStore implements KeyReader {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!
         const bytes = recordBytes(op.key.length, op.value === undefined ? 0 : op.value.length)
-        this.#applyRecord(this.#segments, op.type, op.key, at + this.#offsets[i]!, bytes)
+        this.#applyRecord(this.#segments, op.type, at + this.#offsets[i]!, bytes)
       }
     } catch (error) {
       if (error instanceof DaxKVError && error.code === ErrorCode.FULL) throw error
@@ -240,6 +240,26 @@ export class LogStore implements KeyReader {
     const start = at + RECORD_HEADER_BYTES
     for (let i = 0; i < key.length; i++) if (piece[start + i] !== key.charCodeAt(i)) return false
     return true
+  }
+
+  sameKey(a: number, b: number): boolean {
+    const pa = this.domain.piece(a)
+    const pb = this.domain.piece(b)
+    const at = a % MAP_PIECE_BYTES
+    const bt = b % MAP_PIECE_BYTES
+    const length = pa[at + 2]! | (pa[at + 3]! << 8)
+    if ((pb[bt + 2]! | (pb[bt + 3]! << 8)) !== length) return false
+    const sa = at + RECORD_HEADER_BYTES
+    const sb = bt + RECORD_HEADER_BYTES
+    for (let i = 0; i < length; i++) if (pa[sa + i] !== pb[sb + i]) return false
+    return true
+  }
+
+  keyHashAt(location: number): number {
+    const piece = this.domain.piece(location)
+    const at = location % MAP_PIECE_BYTES
+    const start = at + RECORD_HEADER_BYTES
+    return hashBytes(piece, start, start + (piece[at + 2]! | (piece[at + 3]! << 8)))
   }
 
   keyAt(location: number): string {
@@ -311,17 +331,18 @@ export class LogStore implements KeyReader {
       forEachRecord(view, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
         const location = batchAt + recordOffset
         const keyAt = recordOffset + RECORD_HEADER_BYTES
-        const key = view.toString('latin1', keyAt, keyAt + keyBytes)
         const bytes = recordBytes(keyBytes, valueBytes)
         if (type === RECORD_PUT) {
-          if (this.index.get(key) !== location) return
+          if (this.index.getByRecord(location) !== location) return
+          const key = view.toString('latin1', keyAt, keyAt + keyBytes)
           copies.push({ type: RECORD_PUT, key, value: view.subarray(keyAt + keyBytes, keyAt + keyBytes + valueBytes) })
         } else {
-          if (this.#tombstones.get(key) !== location) return
+          if (this.#tombstones.getByRecord(location) !== location) return
+          const key = view.toString('latin1', keyAt, keyAt + keyBytes)
           if (dropTombstones) {
             // No older segment holds a superseded put, so no older version
             // of this key exists anywhere: the tombstone has nothing to hide.
-            this.#tombstones.delete(key)
+            this.#tombstones.delete(location)
             victim.liveBytes -= bytes
             this.counters.tombstonesDropped++
             return
@@ -369,7 +390,7 @@ export class LogStore implements KeyReader {
       result = recover(
         this.domain,
         this.superblock,
-        (type, location, key, bytes) => this.#applyRecord(counted, type, key, location, bytes, replay, replayTombstones),
+        (type, location, bytes) => this.#applyRecord(counted, type, location, bytes, replay, replayTombstones),
         { repair: false },
       )
     } catch (error) {
@@ -455,7 +476,6 @@ export class LogStore implements KeyReader {
   #applyRecord(
     segments: SegmentState[],
     type: number,
-    key: string,
     location: number,
     bytes: number,
     index: KeyIndex = this.index,
@@ -463,13 +483,13 @@ export class LogStore implements KeyReader {
   ): void {
     const segmentBytes = this.superblock.segmentBytes
     const seg = (at: number): SegmentState => (segments[Math.floor(at / segmentBytes)] ??= blankSegment(Math.floor(at / segmentBytes)))
-    const previous = type === RECORD_PUT ? index.set(key, location) : index.delete(key)
+    const previous = type === RECORD_PUT ? index.set(location) : index.delete(location)
     if (previous !== undefined) {
       const s = seg(previous)
       s.liveBytes -= this.#recordBytesAt(previous)
       s.deadPuts++
     }
-    const tombstone = type === RECORD_DEL ? tombstones.set(key, location) : tombstones.delete(key)
+    const tombstone = type === RECORD_DEL ? tombstones.set(location) : tombstones.delete(location)
     if (tombstone !== undefined) seg(tombstone).liveBytes -= this.#recordBytesAt(tombstone)
     seg(location).liveBytes += bytes
   }

@@ -1,5 +1,5 @@
 import { DaxKVError, ErrorCode } from '../errors.js'
-import { BATCH_HEADER_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import { BATCH_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
 import { checkBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type BatchEnd } from '../format/batch.js'
 import {
   SEGMENT_FREE_MARK,
@@ -56,7 +56,7 @@ export interface RecoveryResult {
 }
 
 /** Receives every record of every valid batch, in log order, with its file offset and size. */
-export type RecordVisitor = (type: number, location: number, key: string, bytes: number) => void
+export type RecordVisitor = (type: number, location: number, bytes: number) => void
 
 /**
  * Rebuilds the log state of a daxfile (docs/format.md, "Recovery").
@@ -133,8 +133,7 @@ export function recover(
       const batchStart = start + pos
       const batchView = view.subarray(pos, pos + check.length)
       forEachRecord(batchView, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
-        const keyAt = recordOffset + RECORD_HEADER_BYTES
-        visit(type, batchStart + recordOffset, batchView.toString('latin1', keyAt, keyAt + keyBytes), recordBytes(keyBytes, valueBytes))
+        visit(type, batchStart + recordOffset, recordBytes(keyBytes, valueBytes))
       })
       batches++
       records += check.recordCount
