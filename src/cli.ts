@@ -5,7 +5,6 @@
  * operating error or a failed check (verify, crash-test), 2 a usage error.
  */
 // First: it hides the arguments from the native loader before the library loads (see the module).
-import { cliArgv } from './cli/argv-guard.js'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,6 +16,7 @@ import { DaxKVError, ErrorCode } from './errors.js'
 import type { ModeRequest } from './platform/daxfile.js'
 import { formatReport, runCrashTest } from './cli/crash-test.js'
 import { ProgressBar } from './cli/progress.js'
+import { count } from './cli/words.js'
 
 /** A mistake on the command line that commander cannot see (exit code 2). */
 class UsageError extends Error {}
@@ -136,7 +136,7 @@ function describeStats(s: Stats): string {
     ['segments', `${s.segments} of ${bytes(s.segmentBytes)}: ${s.segmentsInUse} in use, ${s.segmentsFree} free`],
     ['used', `${bytes(s.usedBytes)} (${((100 * s.usedBytes) / s.fileBytes).toFixed(1)}% of the file), ${bytes(s.liveBytes)} live, ${(100 * s.garbageRatio).toFixed(0)}% garbage`],
     ['keys', String(s.keys)],
-    ['recovery', `${r.batches} batches, ${r.records} records, ${bytes(r.bytesScanned)} scanned in ${r.durationMs.toFixed(1)} ms`],
+    ['recovery', `${count(r.batches, 'batch', 'batches')}, ${count(r.records, 'record')}, ${bytes(r.bytesScanned)} scanned in ${r.durationMs.toFixed(1)} ms`],
     ['torn tail', torn],
     ['flush', s.flushInstruction ?? '(msync mode: no cache flushes)'],
     ['crc32c', s.crc32c],
@@ -182,7 +182,7 @@ function program(): Command {
     .action(async (file: string, options: FileOptions) => {
       const report = await withFile(file, options, (db) => db.verify())
       if (report.ok) {
-        console.log(`ok: ${report.batches} batches, ${report.records} records, ${report.keys} keys`)
+        console.log(`ok: ${count(report.batches, 'batch', 'batches')}, ${count(report.records, 'record')}, ${count(report.keys, 'key')}`)
         return
       }
       console.error(`${file}: ${report.problems.length} problem(s)`)
@@ -311,4 +311,4 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-await main(cliArgv)
+await main(process.argv)

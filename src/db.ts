@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import { LRUCache } from 'lru-cache'
 import { DaxKVError, ErrorCode } from './errors.js'
-import { keyFromBytes, keyToBytes, valueCodec, type Key, type KeyEncoding, type ValueCodec, type ValueEncoding } from './encoding.js'
+import { keyFromBytes, keyToBytes, keyToBytesForWrite, valueCodec, type Key, type KeyEncoding, type ValueCodec, type ValueEncoding } from './encoding.js'
 import { BATCH_HEADER_BYTES, FILE_BYTES_MAX, RECORD_DEL, RECORD_PUT, SUPERBLOCK_AREA_BYTES } from './format/constants.js'
 import { isZero, recordBytes, type EncodedOp } from './format/batch.js'
 import { LogStore, type LogStoreOptions, type VerifyReport } from './engine/log-store.js'
@@ -71,7 +71,7 @@ export interface Stats {
   readonly segments: number
   readonly segmentsInUse: number
   readonly segmentsFree: number
-  /** Bytes of segments in use, from header to last batch. */
+  /** Bytes of batches in the segments in use. */
   readonly usedBytes: number
   /** Bytes of live records: the latest put of each key and the tombstones still needed. */
   readonly liveBytes: number
@@ -372,7 +372,7 @@ export class DaxKV<V = any> {
   }
 
   #encodePut(key: Key, value: V): EncodedOp {
-    const bytes = keyToBytes(key)
+    const bytes = keyToBytesForWrite(key, this.#keyEncoding)
     const encoded = this.#codec.encode(value)
     const size = BATCH_HEADER_BYTES + recordBytes(bytes.length, encoded.length)
     if (size > this.#store.maxBatchBytes) {
@@ -386,7 +386,7 @@ export class DaxKV<V = any> {
   }
 
   #encodeDel(key: Key): EncodedOp {
-    return { type: RECORD_DEL, key: keyToBytes(key), value: undefined }
+    return { type: RECORD_DEL, key: keyToBytesForWrite(key, this.#keyEncoding), value: undefined }
   }
 
   #encodeBatch(operations: readonly BatchOperation<V>[]): EncodedOp[] {
@@ -396,6 +396,15 @@ export class DaxKV<V = any> {
       if (op?.type === 'del') return this.#encodeDel(op.key)
       throw new TypeError(`batch operation ${i} must have type 'put' or 'del'`)
     })
+    // A batch is atomic, so it must fit one log batch: refuse it here, alone,
+    // rather than fail the writes queued with it.
+    const bytes = BATCH_HEADER_BYTES + unitBytes(ops)
+    if (bytes > this.#store.maxBatchBytes) {
+      throw new DaxKVError(
+        ErrorCode.VALUE_TOO_LARGE,
+        `a batch of ${bytes} bytes does not fit in a segment (${this.#store.maxBatchBytes} bytes usable); split it into smaller batches or create the daxfile with a larger segmentSize`,
+      )
+    }
     return ops
   }
 
@@ -404,6 +413,9 @@ export class DaxKV<V = any> {
       this.#checkOpen()
       const ops = encode()
       if (ops.length === 0) return resolve()
+      // The write is committed on a later tick: keep the bytes the caller
+      // gave now, not what their buffer holds by then.
+      if (this.#codec.aliasesInput) for (let i = 0; i < ops.length; i++) ops[i] = copyValue(ops[i]!)
       this.#pending.push({ ops, bytes: unitBytes(ops), resolve, reject })
       if (!this.#scheduled) {
         this.#scheduled = true
@@ -479,6 +491,10 @@ export class DaxKV<V = any> {
       throw new DaxKVError(ErrorCode.CLOSED, `the database at ${this.path} is closed; open it again to use it`)
     }
   }
+}
+
+function copyValue(op: EncodedOp): EncodedOp {
+  return op.value === undefined ? op : { type: op.type, key: op.key, value: Buffer.from(op.value) }
 }
 
 function unitBytes(ops: readonly EncodedOp[]): number {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { Packr, Unpackr } from 'msgpackr'
 import { DaxKVError, ErrorCode } from './errors.js'
 import { MAX_KEY_BYTES } from './format/constants.js'
@@ -18,7 +19,13 @@ export type Key = string | Uint8Array
 export function keyToBytes(key: unknown): string {
   let bytes: string
   if (typeof key === 'string') {
-    bytes = isAscii(key) ? key : Buffer.from(key, 'utf8').toString('latin1')
+    if (isAscii(key)) bytes = key
+    else {
+      // UTF-8 turns every lone surrogate into U+FFFD, so two distinct keys
+      // would share one record: refuse them instead.
+      if (LONE_SURROGATE.test(key)) throw new TypeError('a string key must be well-formed UTF-16 (it contains a lone surrogate)')
+      bytes = Buffer.from(key, 'utf8').toString('latin1')
+    }
   } else if (key instanceof Uint8Array) {
     bytes = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
   } else {
@@ -35,6 +42,20 @@ function isAscii(s: string): boolean {
   return true
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * {@link keyToBytes} for a key about to be written: with keyEncoding
+ * 'utf8', byte keys must be valid UTF-8, or they could not be returned as
+ * the strings that range() and keys() promise.
+ */
+export function keyToBytesForWrite(key: unknown, encoding: KeyEncoding): string {
+  if (encoding === 'utf8' && key instanceof Uint8Array && !isUtf8(key)) {
+    throw new TypeError("with keyEncoding 'utf8' a Uint8Array key must be valid UTF-8; open the store with keyEncoding 'binary' for arbitrary bytes")
+  }
+  return keyToBytes(key)
+}
+
 /** Turns an engine byte string back into the caller's key type. */
 export function keyFromBytes(bytes: string, encoding: KeyEncoding): Key {
   if (encoding === 'binary') return Buffer.from(bytes, 'latin1')
@@ -46,6 +67,8 @@ export interface ValueCodec {
   readonly name: ValueEncoding
   /** Whether decoded values are worth caching (decoding costs more than a lookup). */
   readonly cacheable: boolean
+  /** Whether encode() may return the caller's own bytes, which a queued write must copy. */
+  readonly aliasesInput: boolean
   encode(value: unknown): Uint8Array
   /** Decodes `bytes[start, end)`; `bytes` may be the mapping, so nothing returned may point into it. */
   decode(bytes: Buffer, start: number, end: number): unknown
@@ -59,6 +82,7 @@ export function valueCodec(name: ValueEncoding): ValueCodec {
       return {
         name,
         cacheable: true,
+        aliasesInput: false,
         encode(value) {
           rejectUndefined(value)
           let text: string | undefined
@@ -76,6 +100,7 @@ export function valueCodec(name: ValueEncoding): ValueCodec {
       return {
         name,
         cacheable: false,
+        aliasesInput: false,
         encode(value) {
           rejectUndefined(value)
           if (typeof value !== 'string') throw new DaxKVError(ErrorCode.ENCODING, `valueEncoding 'utf8' stores strings, got ${typeName(value)}`)
@@ -87,6 +112,7 @@ export function valueCodec(name: ValueEncoding): ValueCodec {
       return {
         name,
         cacheable: false,
+        aliasesInput: true,
         encode(value) {
           rejectUndefined(value)
           if (!(value instanceof Uint8Array)) throw new DaxKVError(ErrorCode.ENCODING, `valueEncoding 'binary' stores Uint8Arrays, got ${typeName(value)}`)
@@ -111,6 +137,7 @@ function msgpackCodec(): ValueCodec {
   return {
     name: 'msgpack',
     cacheable: true,
+    aliasesInput: false,
     encode(value) {
       rejectUndefined(value)
       if (typeof value === 'function' || typeof value === 'symbol') {

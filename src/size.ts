@@ -22,5 +22,7 @@ export function parseSize(size: number | string, what = 'size'): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(size)
   const unit = UNITS[(match?.[2] ?? '').toLowerCase()]
   if (match === null || unit === undefined) throw new RangeError(`${what} ${JSON.stringify(size)} is not a size such as '64MiB' or '1GiB'`)
-  return Math.round(Number(match[1]) * unit)
+  const bytes = Math.round(Number(match[1]) * unit)
+  if (!Number.isSafeInteger(bytes)) throw new RangeError(`${what} ${JSON.stringify(size)} is too large`)
+  return bytes
 }

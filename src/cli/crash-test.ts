@@ -7,6 +7,7 @@ import { FILE_BYTES_MIN } from '../format/constants.js'
 import type { ModeRequest } from '../platform/daxfile.js'
 import type { SimulatedGranularity } from '../platform/simulated-domain.js'
 import { RealFileChecker } from './real-file-check.js'
+import { count } from './words.js'
 
 /** What `daxkv crash-test` runs; every field is on its command line, so a report can name the exact command. */
 export interface CrashTestOptions {
@@ -211,17 +212,17 @@ export function formatReport(report: CrashTestReport): string {
   lines.push('daxkv crash-test summary')
   for (const [n, r] of report.powerFailure.entries()) {
     lines.push(
-      `  power failure, ${GRANULARITIES[n]!.label}: ${r.stepsRun} steps, ${r.crashPoints} crash points, ${r.images} crash images, ` +
-        `${r.recoveries} recoveries, ${r.recoveryCrashImages} recovery-crash images, ${report.realFiles[r.granularity]} opened as real files, ` +
-        `${r.compactions} segments compacted, ${r.growths} growths, ${r.violations.length} violations, ${seconds(r.durationMs)}`,
+      `  power failure, ${GRANULARITIES[n]!.label}: ${count(r.stepsRun, 'step')}, ${count(r.crashPoints, 'crash point')}, ${count(r.images, 'crash image')}, ` +
+        `${count(r.recoveries, 'recovery', 'recoveries')}, ${count(r.recoveryCrashImages, 'recovery-crash image')}, ${report.realFiles[r.granularity]} opened as real files, ` +
+        `${count(r.compactions, 'segment')} compacted, ${count(r.growths, 'growth')}, ${count(r.violations.length, 'violation')}, ${seconds(r.durationMs)}`,
     )
   }
   const k = report.kill
   if (k !== undefined) {
     lines.push(
-      `  process kill (${k.mode} mode): ${k.rounds} rounds, ${k.roundsKilled} killed, ${k.roundsInterrupted} with steps in flight, ` +
-        `${k.stepsAcknowledged} steps acknowledged, in-flight steps ${k.inFlightApplied} applied / ${k.inFlightNotApplied} not, ` +
-        `${k.files} daxfiles, ${k.violations.length} violations, ${seconds(k.durationMs)}`,
+      `  process kill (${k.mode} mode): ${count(k.rounds, 'round')}, ${k.roundsKilled} killed, ${k.roundsInterrupted} with steps in flight, ` +
+        `${count(k.stepsAcknowledged, 'step')} acknowledged, in-flight steps ${k.inFlightApplied} applied / ${k.inFlightNotApplied} not, ` +
+        `${count(k.files, 'daxfile')}, ${count(k.violations.length, 'violation')}, ${seconds(k.durationMs)}`,
     )
   }
   lines.push(

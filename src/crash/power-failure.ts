@@ -2,7 +2,8 @@ import { openOnDomain, type DaxKV } from '../db.js'
 import { native } from '../platform/native.js'
 import { SimulatedDomain, type SimulatedGranularity } from '../platform/simulated-domain.js'
 import { Random } from './random.js'
-import { describeValue, makeWorkload, type Step, type WorkloadShape } from './workload.js'
+import { applyStep, candidateStates, firstDifference, judge, type State } from './model.js'
+import { makeWorkload, type Step, type WorkloadShape } from './workload.js'
 
 /** Options of a simulated power-failure campaign; see docs/crash-testing.md. */
 export interface PowerFailureOptions {
@@ -62,7 +63,6 @@ export interface PowerFailureResult {
   durationMs: number
 }
 
-type State = Map<string, Buffer>
 
 interface Recovered {
   readonly state: State
@@ -308,63 +308,7 @@ function toBatch(step: Step): ({ type: 'put'; key: string; value: Buffer } | { t
   return step.changes.map(([key, value]) => (value === undefined ? { type: 'del', key } : { type: 'put', key, value }))
 }
 
-function apply(state: State, step: Step): void {
-  for (const [key, value] of step.changes) {
-    if (value === undefined) state.delete(key)
-    else state.set(key, value)
-  }
-}
-
 function acknowledge(acked: State, inFlight: Step[], step: Step): void {
-  apply(acked, step)
+  applyStep(acked, step)
   inFlight.splice(inFlight.indexOf(step), 1)
-}
-
-/** Acknowledged state plus each prefix of the in-flight steps, in commit order. */
-function candidateStates(acked: State, inFlight: readonly Step[]): State[] {
-  const out: State[] = [acked]
-  let state = acked
-  for (const step of inFlight) {
-    state = new Map(state)
-    apply(state, step)
-    out.push(state)
-  }
-  return out
-}
-
-/** Undefined when `state` is one of the candidates; else which invariant fails and why. */
-function judge(
-  state: State,
-  acked: State,
-  inFlight: readonly Step[],
-  candidates: readonly State[],
-): { invariant: string; explanation: string } | undefined {
-  if (candidates.some((c) => firstDifference(c, state) === undefined)) return undefined
-  const keys = new Set([...acked.keys(), ...state.keys(), ...inFlight.flatMap((s) => s.changes.map(([k]) => k))])
-  for (const key of keys) {
-    const actual = state.get(key)
-    const allowed = [acked.get(key), ...inFlight.flatMap((s) => s.changes.filter(([k]) => k === key).map(([, v]) => v))]
-    if (allowed.some((v) => same(v, actual))) continue
-    const writers = inFlight.filter((s) => s.changes.some(([k]) => k === key)).map((s) => s.index)
-    const expected = `${describeValue(acked.get(key))} (acknowledged)` + (writers.length > 0 ? ` or a value of in-flight step(s) ${writers.join(', ')}` : '')
-    const lost = actual === undefined || /written by step/.test(describeValue(actual))
-    return {
-      invariant: lost ? '(1) every acknowledged write is present' : '(3) no value is torn',
-      explanation: `key ${JSON.stringify(key.slice(0, 24))}: expected ${expected}, read ${describeValue(actual)}`,
-    }
-  }
-  return {
-    invariant: '(2) every batch is all-or-nothing',
-    explanation: `each key holds an allowed value, but no prefix of the in-flight steps ${inFlight.map((s) => s.index).join(', ')} gives this state`,
-  }
-}
-
-function same(a: Buffer | undefined, b: Buffer | undefined): boolean {
-  return a === undefined || b === undefined ? a === b : a.equals(b)
-}
-
-function firstDifference(a: State, b: State): string | undefined {
-  for (const [key, value] of a) if (!same(value, b.get(key))) return `key ${JSON.stringify(key.slice(0, 24))}: ${describeValue(value)} vs ${describeValue(b.get(key))}`
-  for (const key of b.keys()) if (!a.has(key)) return `key ${JSON.stringify(key.slice(0, 24))}: absent vs ${describeValue(b.get(key))}`
-  return undefined
 }

@@ -581,11 +581,20 @@ export class LogStore implements KeyReader {
     const start = segmentHeaderOffset(next.index, segmentBytes)
     const dataStart = start + SEGMENT_HEADER_BYTES
     const end = segmentEndOffset(next.index, segmentBytes)
-    // The body first: until the new header is durable the old header (free
-    // mark or zero) keeps the segment free, whatever state the body is in.
+    // The body first, then the old header, each made durable before the
+    // next step. Crash: while the old header (free mark or zero) stands, the
+    // segment is free whatever state the body is in; once the body is zero,
+    // a partly zeroed header is invalid and the zero first batch slot marks
+    // the segment free. Zeroing the old header (not only its free-marked
+    // first word) matters: a torn new header over the old bytes could
+    // otherwise bring the old header back to life.
     if (!isZero(this.domain.view(dataStart, end - dataStart), 0, end - dataStart)) {
       this.domain.zero(dataStart, end - dataStart)
       this.domain.persist(dataStart, end - dataStart)
+    }
+    if (!isZero(this.domain.view(start, SEGMENT_HEADER_BYTES), 0, SEGMENT_HEADER_BYTES)) {
+      this.domain.zero(start, SEGMENT_HEADER_BYTES)
+      this.domain.persist(start, SEGMENT_HEADER_BYTES)
     }
     const header = {
       fileId: this.superblock.fileId,

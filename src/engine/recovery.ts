@@ -106,6 +106,7 @@ export function recover(
   let bytesScanned = 0
   let lastSeq = 0
   let lastSegmentSeq = 0
+  let previous: SegmentState | undefined
   let tornTail: TornTail | undefined
   for (let n = 0; n < inUse.length; n++) {
     const segment = inUse[n]!
@@ -116,6 +117,17 @@ export function recover(
         ErrorCode.CORRUPTION,
         `segment ${segment.index} (segmentSeq ${header.segmentSeq}, first batch ${header.firstBatchSeq}) does not follow the log before it ` +
           `(segmentSeq ${lastSegmentSeq}, last batch ${lastSeq}); the file is damaged: copy out what you can with daxkv export`,
+      )
+    }
+    // A segment is opened right after its predecessor in segmentSeq order
+    // stopped taking batches; if that predecessor is still in use, its log
+    // must end exactly before this segment's first batch, or batches at its
+    // end were lost (zeroed or damaged), which no crash can cause.
+    if (previous !== undefined && previous.header!.segmentSeq === header.segmentSeq - 1 && previous.lastSeq !== header.firstBatchSeq - 1) {
+      throw new DaxKVError(
+        ErrorCode.CORRUPTION,
+        `segment ${previous.index} ends at batch ${previous.lastSeq}, but the segment opened after it (${segment.index}) starts at batch ` +
+          `${header.firstBatchSeq}: acknowledged batches are missing. Copy out what you can with daxkv export`,
       )
     }
     const start = segmentDataOffset(segment.index, segmentBytes)
@@ -145,6 +157,7 @@ export function recover(
     segment.lastSeq = expected - 1
     lastSeq = expected - 1
     lastSegmentSeq = header.segmentSeq
+    previous = segment
     if (!isHead) {
       if (!isZero(view, pos, view.length)) {
         throw new DaxKVError(

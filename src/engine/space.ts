@@ -1,4 +1,4 @@
-import { segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../format/segment.js'
+import { segmentDataOffset, segmentEndOffset } from '../format/segment.js'
 import type { SegmentState } from './recovery.js'
 
 /**
@@ -54,7 +54,7 @@ export interface SpaceUsage {
   readonly segments: number
   readonly segmentsInUse: number
   readonly segmentsFree: number
-  /** Bytes of segments in use, from header to last batch. */
+  /** Bytes of batches in segments in use (segment headers excluded). */
   readonly usedBytes: number
   /** Bytes of live records (what compaction would copy). */
   readonly liveBytes: number
@@ -69,7 +69,7 @@ export function spaceUsage(segments: readonly SegmentState[], segmentBytes: numb
   for (const s of segments) {
     if (s.header === undefined) continue
     inUse++
-    usedBytes += s.dataEnd - segmentHeaderOffset(s.index, segmentBytes)
+    usedBytes += s.dataEnd - segmentDataOffset(s.index, segmentBytes)
     liveBytes += s.liveBytes
   }
   return {

@@ -10,7 +10,23 @@ interface MmapIo {
 }
 
 const require = createRequire(import.meta.url)
-const mmapIo = require('@riaskov/mmap-io') as MmapIo
+const mmapIo = loadMmapIo()
+
+/**
+ * mmap-io finds its addon with node-pre-gyp, which parses `process.argv` as
+ * its own options when first required: a host program run with `--dir X`
+ * (read as `--directory`) would make it look for its files under X and
+ * fail. It sees only the program and script while it loads.
+ */
+function loadMmapIo(): MmapIo {
+  const argv = process.argv
+  process.argv = argv.slice(0, 2)
+  try {
+    return require('@riaskov/mmap-io') as MmapIo
+  } finally {
+    process.argv = argv
+  }
+}
 
 /** Linux mmap flags that mmap-io does not name. */
 const MAP_SHARED_VALIDATE = 0x03

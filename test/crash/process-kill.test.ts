@@ -29,10 +29,10 @@ const shm = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()
 
 describe('process kill', () => {
   it(`${shm}: every acknowledged write survives a SIGKILL, and in-flight steps recover as a prefix`, async () => {
-    const r = await runKillCampaign({ dir: tempDir(shm), rounds: 24, seed: baseSeed, mode: 'msync' })
+    const r = await runKillCampaign({ dir: tempDir(shm), rounds: 20, seed: baseSeed, mode: 'msync' })
     console.log(summary(r))
     expect(r.violations, summary(r)).toEqual([])
-    expect(r.rounds).toBe(24)
+    expect(r.rounds).toBe(20)
     // The kills must land while work is going on, or the campaign proves nothing.
     expect(r.roundsKilled, summary(r)).toBeGreaterThan(12)
     expect(r.roundsInterrupted, summary(r)).toBeGreaterThan(0)

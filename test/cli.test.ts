@@ -1,0 +1,100 @@
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, describe, expect, it } from 'vitest'
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
+const cli = path.join(root, 'dist', 'cli.js')
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'daxkv-cli-'))
+const file = path.join(dir, 'db.dax')
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+/** Runs the built CLI the way a user would: a separate node process. */
+function daxkv(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+describe('daxkv CLI', () => {
+  it('put, get, scan, del, info and verify on a daxfile', () => {
+    expect(daxkv('put', file, 'greeting', '"hello"', '--create', '--size', '1MiB')).toMatchObject({ status: 0 })
+    expect(daxkv('put', file, 'config', '{"retries":3,"tags":["a","b"]}').status).toBe(0)
+    expect(daxkv('put', file, 'note', 'plain text', '--encoding', 'utf8').status).toBe(0)
+    expect(daxkv('put', file, 'zzz', '42').status).toBe(0)
+
+    expect(JSON.parse(daxkv('get', file, 'config').stdout)).toEqual({ retries: 3, tags: ['a', 'b'] })
+    expect(daxkv('get', file, 'note', '--encoding', 'utf8').stdout).toBe('plain text\n')
+    const wrong = daxkv('get', file, 'config', '--encoding', 'json')
+    expect(wrong.status).toBe(1)
+    expect(wrong.stderr).toMatch(/^daxkv: the value of "config" does not decode as json/)
+    const missing = daxkv('get', file, 'nope')
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toContain('no key "nope"')
+
+    expect(daxkv('scan', file, '--gte', 'config', '--lt', 'note').stdout).toBe('config\t{"retries":3,"tags":["a","b"]}\ngreeting\t"hello"\n')
+    expect(daxkv('scan', file, '--reverse', '--limit', '2', '--json', '--lte', 'zzz', '--gt', 'note').stdout).toBe('{"key":"zzz","value":42}\n')
+    expect(daxkv('scan', file, '--reverse', '--limit', '2', '--json', '--lt', 'note').stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown)).toEqual([
+      { key: 'greeting', value: 'hello' },
+      { key: 'config', value: { retries: 3, tags: ['a', 'b'] } },
+    ])
+
+    expect(daxkv('del', file, 'zzz').status).toBe(0)
+    expect(daxkv('get', file, 'zzz').status).toBe(1)
+
+    const info = daxkv('info', file)
+    expect(info.status).toBe(0)
+    expect(info.stdout).toMatch(/^size: +1 MiB \(1048576 bytes\), may grow to 2 GiB$/m)
+    expect(info.stdout).toMatch(/^keys: +3$/m)
+    const stats = JSON.parse(daxkv('info', file, '--json').stdout) as { keys: number; fileBytes: number; recovery: { batches: number } }
+    expect(stats).toMatchObject({ keys: 3, fileBytes: 1048576, recovery: { batches: 5 } })
+
+    const verify = daxkv('verify', file)
+    expect(verify.status).toBe(0)
+    expect(verify.stdout).toBe('ok: 5 batches, 5 records, 3 keys\n')
+  })
+
+  it('verify exits 1 and lists the problems when a check fails', () => {
+    // Text stored as UTF-8 is not valid MessagePack (0xc1 is a byte MessagePack never uses).
+    const mixed = path.join(dir, 'mixed.dax')
+    expect(daxkv('put', mixed, 'note', '\u00c1 plain text', '--encoding', 'utf8', '--create', '--size', '1MiB').status).toBe(0)
+    expect(daxkv('verify', mixed).status).toBe(0)
+    const verify = daxkv('verify', mixed, '--encoding', 'msgpack')
+    expect(verify.status).toBe(1)
+    expect(verify.stderr).toMatch(/the value of key "note" does not decode as msgpack/)
+  })
+
+  it('reports library errors as one line and exit code 1', () => {
+    const notDaxfile = path.join(dir, 'not-a-daxfile')
+    fs.writeFileSync(notDaxfile, 'hello\n')
+    const r = daxkv('info', notDaxfile)
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/^daxkv: .*not a daxfile/)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    expect(daxkv('get', path.join(dir, 'absent.dax'), 'k')).toMatchObject({ status: 1, stderr: expect.stringMatching(/^daxkv: no daxfile at/) as unknown })
+  })
+
+  it('exits 2 on usage errors', () => {
+    expect(daxkv('scan', file, '--bogus').status).toBe(2)
+    expect(daxkv('crash-test', '--ops', '20').status).toBe(2)
+    expect(daxkv('crash-test', '--dir', dir, '--ops', 'many').status).toBe(2)
+    expect(daxkv('info', file, '--mode', 'fast').status).toBe(2)
+    const notJson = daxkv('put', file, 'k', 'not json')
+    expect(notJson.status).toBe(2)
+    expect(notJson.stderr).toContain('--encoding utf8')
+    expect(daxkv('no-such-command').status).toBe(2)
+  })
+
+  it('crash-test runs both campaigns and prints a summary with its seed', () => {
+    const r = daxkv('crash-test', '--dir', path.join(dir, 'crash'), '--ops', '20', '--rounds', '3', '--seed', '11')
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toContain('daxkv crash-test summary')
+    expect(r.stdout).toMatch(/^ {2}crash images checked: +[1-9]\d* \([1-9]\d* as real files in msync mode\)$/m)
+    expect(r.stdout).toMatch(/^ {2}kill rounds: +3$/m)
+    expect(r.stdout).toMatch(/^ {2}violations: +0$/m)
+    expect(r.stdout).toMatch(/^ {2}seed: +11$/m)
+    expect(r.stderr).toContain('100%')
+  })
+})
