@@ -189,3 +189,18 @@ describe('space reclamation and growth', () => {
     expect(t.bytesCopied).toBeGreaterThan(0)
   })
 })
+
+describe('growth with large batches', () => {
+  it('grows instead of failing when segments can only be filled in part (batches over half a segment)', async () => {
+    const file = tempFile()
+    const db = await open<string>(file, { size: '1MiB', segmentSize: '64KiB', valueEncoding: 'utf8' })
+    for (let i = 0; i < 3000; i += 40) {
+      await db.batch(Array.from({ length: 40 }, (_, n) => ({ type: 'put' as const, key: `g-${i + n}`, value: 'x'.repeat(1000) })))
+    }
+    const stats = db.stats()
+    expect(db.count).toBe(3000)
+    expect(stats.growths).toBeGreaterThan(0)
+    expect(db.verify().problems).toEqual([])
+    await db.close()
+  })
+})

@@ -61,7 +61,9 @@ export function judge(state: State, acked: State, inFlight: readonly Step[], can
     if (allowed.some((v) => sameValue(v, actual))) continue
     const writers = inFlight.filter((s) => s.changes.some(([k]) => k === key)).map((s) => s.index)
     const expected = `${describeValue(acked.get(key))} (acknowledged)` + (writers.length > 0 ? ` or a value of in-flight step(s) ${writers.join(', ')}` : '')
-    const lost = actual === undefined || /written by step/.test(describeValue(actual))
+    // An absent key, an empty value or a value some step wrote is an older
+    // version: a lost write. Bytes no step wrote are a torn value.
+    const lost = actual === undefined || actual.length === 0 || /written by step/.test(describeValue(actual))
     return {
       invariant: lost ? '(1) every acknowledged write is present' : '(3) no value is torn',
       explanation: `key ${JSON.stringify(key.slice(0, 24))}: expected ${expected}, read ${describeValue(actual)}`,

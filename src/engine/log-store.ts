@@ -531,6 +531,10 @@ export class LogStore implements KeyReader {
    * overwrite-heavy store stays bounded in size.
    */
   #ensureRoom(length: number, reason: AppendReason): void {
+    // Compaction stops being tried once a cleaned segment left no more free
+    // segments than before: large batches can fill each segment only in
+    // part, and moving them around then frees nothing, so growth must.
+    let compactionHelps = reason !== 'compaction'
     for (let attempts = 0; attempts < 4 * this.#segments.length + 8; attempts++) {
       if (this.#pos + length <= this.#end) return
       const free = this.#freeSegmentFor(length, reason)
@@ -540,9 +544,15 @@ export class LogStore implements KeyReader {
       }
       // Compaction copies through the reserve and never compacts
       // recursively. Only victims at most FOREGROUND_UTILIZATION_MAX full
-      // qualify, so each one cleaned frees a fifth of a segment or more and
-      // this loop makes progress; fuller files grow, or report DAXKV_FULL.
-      if (reason !== 'compaction' && this.compactStep(Number.POSITIVE_INFINITY)) continue
+      // qualify; fuller files grow, or report DAXKV_FULL.
+      if (compactionHelps) {
+        const freeBefore = this.#freeSegmentCount()
+        if (this.compactStep(Number.POSITIVE_INFINITY)) {
+          if (this.#freeSegmentCount() <= freeBefore) compactionHelps = false
+          continue
+        }
+        compactionHelps = false
+      }
       if (this.#grow()) continue
       break
     }
@@ -552,6 +562,12 @@ export class LogStore implements KeyReader {
         (this.#options.autoGrow ? ` at its maximum size (${this.#options.maxBytes} bytes)` : ' (autoGrow is off)') +
         `. Nothing acknowledged is lost and reads, deletes and compaction still work; delete data, raise maxSize, or move to a larger file`,
     )
+  }
+
+  #freeSegmentCount(): number {
+    let free = 0
+    for (const s of this.#segments) if (s.header === undefined) free++
+    return free
   }
 
   /** A free segment with room for `length`, leaving the reserve to deletes and compaction. */
