@@ -64,7 +64,7 @@ export interface Stats {
   readonly path: string
   readonly sync: boolean
   readonly keys: number
-  /** The file's size: its capacity. */
+  /** The daxfile's capacity as its superblock records it (the file itself may be longer after an interrupted growth). */
   readonly fileBytes: number
   readonly maxFileBytes: number
   readonly segmentBytes: number
@@ -73,7 +73,7 @@ export interface Stats {
   readonly segmentsFree: number
   /** Bytes of batches in the segments in use. */
   readonly usedBytes: number
-  /** Bytes of live records: the latest put of each key and the tombstones still needed. */
+  /** Bytes of live records: the latest put of each key and the latest tombstone of each deleted key still in the log. */
   readonly liveBytes: number
   /** Share of the used bytes that compaction could reclaim. */
   readonly garbageRatio: number
@@ -107,6 +107,8 @@ interface PendingUnit {
 }
 
 const DEFAULT_SIZE = '64MiB'
+/** Commits between two checks for background compaction work when the log stays in one segment. */
+const COMPACTION_CHECK_COMMITS = 1024
 /** Bytes of a victim segment one compaction step scans: small enough to keep the event loop responsive. */
 const COMPACTION_STEP_BYTES = 256 * 1024
 const DEFAULT_CACHE_ENTRIES = 10_000
@@ -135,6 +137,8 @@ export class DaxKV<V = any> {
   readonly #maxFileBytes: number
   readonly #backgroundCompaction: boolean
   #compactionScheduled = false
+  #rollsSeen = -1
+  #commitsUnchecked = 0
   /** The last error of background compaction (it stops on an error; writes will report it too). */
   #compactionError: unknown
 
@@ -426,6 +430,13 @@ export class DaxKV<V = any> {
 
   #commitNow(ops: EncodedOp[]): void {
     this.#checkOpen()
+    if (this.#pending.length === 0) {
+      // Nothing queued before this write: commit it directly.
+      this.#store.append(ops, appendReason(ops))
+      if (this.#cache !== undefined) for (const op of ops) this.#cache.delete(op.key)
+      this.#scheduleCompaction()
+      return
+    }
     let failure: unknown
     this.#pending.push({ ops, bytes: unitBytes(ops), resolve: () => {}, reject: (error) => (failure = error) })
     this.#flushPending()
@@ -454,8 +465,7 @@ export class DaxKV<V = any> {
         j++
       }
       try {
-        // Deletes may use the reserved segment, so a full store can still shrink.
-        this.#store.append(ops, ops.every((op) => op.type === RECORD_DEL) ? 'delete' : 'put')
+        this.#store.append(ops, appendReason(ops))
       } catch (error) {
         for (let k = i; k < units.length; k++) units[k]!.reject(error)
         return
@@ -468,8 +478,14 @@ export class DaxKV<V = any> {
   }
 
   /** Runs one bounded compaction step per event-loop turn while the store wants it. */
-  #scheduleCompaction(): void {
+  #scheduleCompaction(continuing = false): void {
     if (!this.#backgroundCompaction || this.#compactionScheduled || this.#compactionError !== undefined) return
+    // Asking costs a walk over the segments: do it when the log moved to a
+    // new segment, and every so many commits for garbage that builds up in place.
+    const rolls = this.#store.counters.segmentsOpened
+    if (!continuing && rolls === this.#rollsSeen && ++this.#commitsUnchecked < COMPACTION_CHECK_COMMITS) return
+    this.#rollsSeen = rolls
+    this.#commitsUnchecked = 0
     if (!this.#store.wantsCompaction()) return
     this.#compactionScheduled = true
     setImmediate(() => {
@@ -478,11 +494,12 @@ export class DaxKV<V = any> {
       try {
         this.#store.compactStep(COMPACTION_STEP_BYTES)
       } catch (error) {
-        // A full file or an I/O error: the next write reports it with its own error.
-        this.#compactionError = error
+        // A full file only pauses cleaning until the next write asks again;
+        // an I/O error latches the store, and every later call reports it.
+        if (!(error instanceof DaxKVError && error.code === ErrorCode.FULL)) this.#compactionError = error
         return
       }
-      this.#scheduleCompaction()
+      this.#scheduleCompaction(true)
     })
   }
 
@@ -491,6 +508,12 @@ export class DaxKV<V = any> {
       throw new DaxKVError(ErrorCode.CLOSED, `the database at ${this.path} is closed; open it again to use it`)
     }
   }
+}
+
+/** Deletes may use the reserved segment, so a full store can still shrink. */
+function appendReason(ops: readonly EncodedOp[]): 'put' | 'delete' {
+  for (const op of ops) if (op.type !== RECORD_DEL) return 'put'
+  return 'delete'
 }
 
 function copyValue(op: EncodedOp): EncodedOp {

@@ -63,8 +63,7 @@ export class KeyIndex {
    * it replaces, if any. The key is read from the record, so replaying a log
    * creates no strings.
    */
-  set(location: number): number | undefined {
-    const hash = this.#reader.keyHashAt(location)
+  set(location: number, hash = this.#reader.keyHashAt(location)): number | undefined {
     const slot = this.#findRecord(location, hash)
     if (slot >= 0) {
       const previous = this.#locations[slot]!
@@ -82,8 +81,9 @@ export class KeyIndex {
   }
 
   /** Removes the key of the record at `record`; returns the location it had, if any. */
-  delete(record: number): number | undefined {
-    let hole = this.#findRecord(record, this.#reader.keyHashAt(record))
+  delete(record: number, hash?: number): number | undefined {
+    if (this.#size === 0) return undefined
+    let hole = this.#findRecord(record, hash ?? this.#reader.keyHashAt(record))
     if (hole < 0) return undefined
     const previous = this.#locations[hole]!
     const locations = this.#locations

@@ -11,7 +11,14 @@ import {
   SUPERBLOCK_BYTES,
 } from '../format/constants.js'
 import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, recordBytes, type EncodedOp } from '../format/batch.js'
-import { SEGMENT_FREE_MARK, encodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../format/segment.js'
+import {
+  SEGMENT_FREE_MARK,
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  segmentDataOffset,
+  segmentEndOffset,
+  segmentHeaderOffset,
+} from '../format/segment.js'
 import { decodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { commitFaults } from './faults.js'
@@ -72,6 +79,12 @@ interface CompactionCursor {
   readonly victim: SegmentState
   pos: number
   expected: number
+  /**
+   * Tombstones of the victim found droppable. They leave the index only
+   * when the victim is freed, so memory never runs ahead of the log (and
+   * verify() agrees with it) while a cleaning is half done.
+   */
+  readonly dropped: number[]
 }
 
 const MAX_PROBLEMS = 50
@@ -127,11 +140,17 @@ export class LogStore implements KeyReader {
     this.durable = options.durable
     this.index = new KeyIndex(this)
     this.#tombstones = new KeyIndex(this)
-    const { superblock, slot, repairedSlot } = readSuperblocks(domain, file)
+    // A process that died before its last persist left bytes that this
+    // process reads (they are in the page cache or the CPU caches) but a
+    // power failure could still lose: a batch between steps 3 and 4, a free
+    // mark, zeros, a superblock copy. Everything below decides on what it
+    // reads and builds on it, so first make all of it durable.
+    domain.persistAll()
+    const { superblock, slot, repairedSlot } = readSuperblocks(domain, file, options.beforeRecovery)
     this.superblock = superblock
     this.#superblockSlot = slot
     this.maxBatchBytes = superblock.segmentBytes - SEGMENT_HEADER_BYTES
-    options.beforeRecovery?.(superblock)
+    this.#refuseSegmentsBeyond(superblock, file)
     // Accounting during replay needs the segment table before recover()
     // returns it, so the visitor fills a table of its own.
     const segments: SegmentState[] = []
@@ -299,7 +318,12 @@ export class LogStore implements KeyReader {
     if (this.#cursor === undefined) {
       const victim = this.#victim(utilizationMax, among)
       if (victim === undefined) return false
-      this.#cursor = { victim, pos: segmentDataOffset(victim.index, this.superblock.segmentBytes), expected: victim.header!.firstBatchSeq }
+      this.#cursor = {
+        victim,
+        pos: segmentDataOffset(victim.index, this.superblock.segmentBytes),
+        expected: victim.header!.firstBatchSeq,
+        dropped: [],
+      }
     }
     const cursor = this.#cursor
     const { victim } = cursor
@@ -338,16 +362,13 @@ export class LogStore implements KeyReader {
           copies.push({ type: RECORD_PUT, key, value: view.subarray(keyAt + keyBytes, keyAt + keyBytes + valueBytes) })
         } else {
           if (this.#tombstones.getByRecord(location) !== location) return
-          const key = view.toString('latin1', keyAt, keyAt + keyBytes)
           if (dropTombstones) {
             // No older segment holds a superseded put, so no older version
             // of this key exists anywhere: the tombstone has nothing to hide.
-            this.#tombstones.delete(location)
-            victim.liveBytes -= bytes
-            this.counters.tombstonesDropped++
+            cursor.dropped.push(location)
             return
           }
-          copies.push({ type: RECORD_DEL, key, value: undefined })
+          copies.push({ type: RECORD_DEL, key: view.toString('latin1', keyAt, keyAt + keyBytes), value: undefined })
         }
         copyBytes += bytes
       })
@@ -358,6 +379,13 @@ export class LogStore implements KeyReader {
     flushCopies()
     if (cursor.pos >= victim.dataEnd) {
       this.#cursor = undefined
+      for (const location of cursor.dropped) {
+        // A write since the scan may have replaced this tombstone; then it is no longer the victim's.
+        if (this.#tombstones.getByRecord(location) !== location) continue
+        this.#tombstones.delete(location)
+        victim.liveBytes -= this.#recordBytesAt(location)
+        this.counters.tombstonesDropped++
+      }
       assert(victim.liveBytes === 0, `segment ${victim.index} still holds ${victim.liveBytes} live bytes after compaction`)
       // The copies must be durable before the victim stops being replayed.
       this.persistPending()
@@ -428,6 +456,26 @@ export class LogStore implements KeyReader {
     }
   }
 
+  /**
+   * A file longer than its superblock says is an interrupted growth, whose
+   * extra segments were never used. If one of them holds a valid header,
+   * the superblock copy that counted it is lost: refuse rather than ignore
+   * what was written there.
+   */
+  #refuseSegmentsBeyond(superblock: Superblock, file: string): void {
+    const { segmentBytes, fileId } = superblock
+    for (let index = superblock.segmentCount; (index + 1) * segmentBytes <= this.domain.size; index++) {
+      const at = segmentHeaderOffset(index, segmentBytes)
+      if (decodeSegmentHeader(this.domain.view(at, SEGMENT_HEADER_BYTES), fileId, index) !== undefined) {
+        throw new DaxKVError(
+          ErrorCode.CORRUPTION,
+          `${file}: segment ${index} lies beyond the size the superblock records (${superblock.fileBytes} bytes) but holds data: ` +
+            `the superblock copy written when the file grew is damaged. Restore the file from a backup`,
+        )
+      }
+    }
+  }
+
   /** Steps 1-4 of the commit protocol (docs/format.md) for the batch encoded in the scratch buffer. */
   #commit(at: number, length: number, seq: number): void {
     const domain = this.domain
@@ -483,13 +531,14 @@ export class LogStore implements KeyReader {
   ): void {
     const segmentBytes = this.superblock.segmentBytes
     const seg = (at: number): SegmentState => (segments[Math.floor(at / segmentBytes)] ??= blankSegment(Math.floor(at / segmentBytes)))
-    const previous = type === RECORD_PUT ? index.set(location) : index.delete(location)
+    const hash = this.keyHashAt(location)
+    const previous = type === RECORD_PUT ? index.set(location, hash) : index.delete(location, hash)
     if (previous !== undefined) {
       const s = seg(previous)
       s.liveBytes -= this.#recordBytesAt(previous)
       s.deadPuts++
     }
-    const tombstone = type === RECORD_DEL ? tombstones.set(location) : tombstones.delete(location)
+    const tombstone = type === RECORD_DEL ? tombstones.set(location, hash) : tombstones.delete(location, hash)
     if (tombstone !== undefined) seg(tombstone).liveBytes -= this.#recordBytesAt(tombstone)
     seg(location).liveBytes += bytes
   }
@@ -510,16 +559,19 @@ export class LogStore implements KeyReader {
   }
 
   /**
-   * The segment sequence numbers of the sealed segments that hold garbage
-   * now: a full compaction cleans these once, and not the segments its own
-   * copies fill (which would never end).
+   * The segment sequence numbers of the sealed segments worth cleaning now:
+   * those with a superseded put, or with more than a tenth of their space
+   * in garbage (batch headers alone do not count). A full compaction cleans
+   * these once, and not the segments its own copies fill (which would
+   * never end).
    */
   segmentsWithGarbage(): Set<number> {
     const out = new Set<number>()
     const segmentBytes = this.superblock.segmentBytes
     for (const s of this.#segments) {
       if (s.header === undefined || s.index === this.#head) continue
-      if (s.dataEnd - segmentDataOffset(s.index, segmentBytes) > s.liveBytes) out.add(s.header.segmentSeq)
+      const garbage = s.dataEnd - segmentDataOffset(s.index, segmentBytes) - s.liveBytes
+      if (s.deadPuts > 0 || garbage > capacityOf(s.index, segmentBytes) / 10) out.add(s.header.segmentSeq)
     }
     return out
   }
@@ -560,7 +612,8 @@ export class LogStore implements KeyReader {
       ErrorCode.FULL,
       `the daxfile is full: no room for a ${length}-byte batch in ${this.#segments.length} segments of ${this.superblock.segmentBytes} bytes` +
         (this.#options.autoGrow ? ` at its maximum size (${this.#options.maxBytes} bytes)` : ' (autoGrow is off)') +
-        `. Nothing acknowledged is lost and reads, deletes and compaction still work; delete data, raise maxSize, or move to a larger file`,
+        `. Nothing acknowledged is lost and reads still work; deletes and compaction can use the reserved segment to free space. ` +
+        `Delete data and compact, raise maxSize, or move to a larger file`,
     )
   }
 

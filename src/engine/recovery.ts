@@ -70,7 +70,8 @@ export type RecordVisitor = (type: number, location: number, bytes: number) => v
  * recovery refuses to guess and throws DAXKV_CORRUPTION.
  *
  * Recovery writes only that zeroing, which is idempotent: a crash during
- * recovery leaves an image that recovers to the same state. With
+ * recovery leaves an image that recovers to the same state. (The caller
+ * makes the whole file durable before recovery: see LogStore.) With
  * `repair: false` it writes nothing and only reports (used by verify).
  */
 export function recover(
@@ -94,7 +95,7 @@ export function recover(
     if (header === undefined && headerView.readDoubleLE(0) !== SEGMENT_FREE_MARK && !isZero(domain.view(dataStart, BATCH_HEADER_BYTES), 0, BATCH_HEADER_BYTES)) {
       throw new DaxKVError(
         ErrorCode.CORRUPTION,
-        `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Copy out what you can with daxkv export`,
+        `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Restore the file from a backup`,
       )
     }
     segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadPuts: 0 })
@@ -116,7 +117,7 @@ export function recover(
       throw new DaxKVError(
         ErrorCode.CORRUPTION,
         `segment ${segment.index} (segmentSeq ${header.segmentSeq}, first batch ${header.firstBatchSeq}) does not follow the log before it ` +
-          `(segmentSeq ${lastSegmentSeq}, last batch ${lastSeq}); the file is damaged: copy out what you can with daxkv export`,
+          `(segmentSeq ${lastSegmentSeq}, last batch ${lastSeq}); the file is damaged: Restore the file from a backup`,
       )
     }
     // A segment is opened right after its predecessor in segmentSeq order
@@ -127,7 +128,7 @@ export function recover(
       throw new DaxKVError(
         ErrorCode.CORRUPTION,
         `segment ${previous.index} ends at batch ${previous.lastSeq}, but the segment opened after it (${segment.index}) starts at batch ` +
-          `${header.firstBatchSeq}: acknowledged batches are missing. Copy out what you can with daxkv export`,
+          `${header.firstBatchSeq}: acknowledged batches are missing. Restore the file from a backup`,
       )
     }
     const start = segmentDataOffset(segment.index, segmentBytes)
@@ -163,18 +164,10 @@ export function recover(
         throw new DaxKVError(
           ErrorCode.CORRUPTION,
           `segment ${segment.index} is sealed but its batch ${expected} at file offset ${start + pos} is invalid (${endReason}) ` +
-            `and is followed by data: acknowledged writes are damaged. Copy out what you can with daxkv export`,
+            `and is followed by data: acknowledged writes are damaged. Restore the file from a backup`,
         )
       }
       continue
-    }
-    if (options.repair) {
-      // The head's batches may exist only in caches (a process crash after
-      // step 3, or sync: false). Persist them before anything is written
-      // after them, or a later power failure could keep a new acknowledged
-      // batch and lose the one before it, which ends the log early.
-      const headerAt = segmentHeaderOffset(segment.index, segmentBytes)
-      domain.persist(headerAt, start + pos - headerAt)
     }
     const garbageEnd = nonZeroEnd(view, pos, view.length)
     if (garbageEnd > pos) {

@@ -6,7 +6,7 @@ import type { SegmentState } from './recovery.js'
  * can, so a store at its maximum size can still delete and reclaim space.
  */
 export const RESERVE_SEGMENTS = 1
-/** Below this many free segments (besides the reserve) the store makes room: it compacts or grows. */
+/** Below this many free segments (besides the reserve) background cleaning starts. */
 export const FREE_SEGMENTS_LOW = 2
 /** Foreground compaction only picks victims at most this full; fuller ones free too little per byte copied. */
 export const FOREGROUND_UTILIZATION_MAX = 0.8

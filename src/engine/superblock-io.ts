@@ -66,7 +66,11 @@ export interface SuperblockRead {
  * reported as foreign (wrong magic), of another version, or corrupt; a file
  * with one damaged copy is repaired from the other.
  */
-export function readSuperblocks(domain: PersistenceDomain, file: string): SuperblockRead {
+export function readSuperblocks(
+  domain: PersistenceDomain,
+  file: string,
+  beforeWrite?: (superblock: Superblock) => void,
+): SuperblockRead {
   const checks = ([0, 1] as const).map((slot) => decodeSuperblock(domain.view(superblockOffset(slot), SUPERBLOCK_BYTES)))
   const valid = checks.flatMap((c, slot) => (c.ok ? [{ slot: slot as 0 | 1, superblock: c.superblock }] : []))
   if (valid.length === 0) {
@@ -93,6 +97,7 @@ export function readSuperblocks(domain: PersistenceDomain, file: string): Superb
       `${file} is ${domain.size} bytes but its superblock says ${sb.fileBytes}: the file was truncated outside daxkv`,
     )
   }
+  beforeWrite?.(sb)
   let repairedSlot: 0 | 1 | undefined
   const other = best.slot === 0 ? 1 : 0
   const otherCheck = checks[other]!

@@ -91,7 +91,9 @@ export class MappedDomain implements PersistenceDomain {
       if (offset + length > this.#dirtyHi) this.#dirtyHi = offset + length
       return
     }
-    this.#io('flush', () => native.flush(this.#pieces[piece]!, offset - piece * MAP_PIECE_BYTES, length))
+    // Cache-line write-back cannot fail on a mapped range; a bad range is a
+    // bug and throws RangeError, which the writer latches like an I/O error.
+    native.flush(this.#pieces[piece]!, offset - piece * MAP_PIECE_BYTES, length)
   }
 
   drain(): void {

@@ -43,8 +43,8 @@ export class SimulatedDomain implements PersistenceDomain {
   stores = 0
   flushes = 0
   drains = 0
-  /** Called after every store, flush and drain; a crash test can snapshot here. */
-  onEvent: ((kind: 'store' | 'flush' | 'drain') => void) | undefined
+  /** Called after every store, flush and drain, with the range (none for a drain); a crash test can snapshot here. */
+  onEvent: ((kind: 'store' | 'flush' | 'drain', offset: number, length: number) => void) | undefined
 
   constructor(size: number, granularity: SimulatedGranularity = 'cache-line', image?: Buffer) {
     if (size % PAGE_BYTES !== 0) throw new RangeError(`simulated size ${size} is not a whole number of pages`)
@@ -153,7 +153,7 @@ export class SimulatedDomain implements PersistenceDomain {
       this.#inFlight.set(unit, this.granularity === 'cache-line' ? Buffer.from(this.#unitBytesOf(this.#live, unit)) : undefined)
     }
     this.flushes++
-    this.onEvent?.('flush')
+    this.onEvent?.('flush', offset, length)
   }
 
   drain(): void {
@@ -163,7 +163,7 @@ export class SimulatedDomain implements PersistenceDomain {
     }
     this.#inFlight.clear()
     this.drains++
-    this.onEvent?.('drain')
+    this.onEvent?.('drain', 0, 0)
   }
 
   persist(offset: number, length: number): void {
@@ -225,6 +225,6 @@ export class SimulatedDomain implements PersistenceDomain {
     const last = Math.floor((offset + length - 1) / this.unitBytes)
     for (let unit = first; unit <= last; unit++) this.#dirty.add(unit)
     this.stores++
-    this.onEvent?.('store')
+    this.onEvent?.('store', offset, length)
   }
 }
