@@ -10,6 +10,7 @@ import { chooseGeometry, formatSuperblocks } from './engine/superblock-io.js'
 import type { Bound } from './engine/sorted-keys.js'
 import { createDaxfile, openDaxfile, type ModeRequest, type OpenedFile } from './platform/daxfile.js'
 import type { DomainKind, PersistenceDomain } from './platform/domain.js'
+import { MappedDomain } from './platform/mapped-domain.js'
 import { native } from './platform/native.js'
 import { parseSize } from './size.js'
 
@@ -91,6 +92,11 @@ export interface Stats {
   /** Times the file grew since open. */
   readonly growths: number
   readonly cache: { readonly entries: number; readonly hits: number; readonly misses: number }
+  /**
+   * How commits reach durable media: 'cache-flush' (dax, forced-dax), 'msync' (stores into the
+   * mapping, msync; tmpfs), 'pwrite+fdatasync' (msync mode on a disk filesystem), or 'simulated'.
+   */
+  readonly writePath: 'cache-flush' | 'msync' | 'pwrite+fdatasync' | 'simulated'
   /** The cache-line write-back instruction in use in dax and forced-dax modes. */
   readonly flushInstruction: string | undefined
   readonly crc32c: string
@@ -107,8 +113,6 @@ interface PendingUnit {
 }
 
 const DEFAULT_SIZE = '64MiB'
-/** Commits between two checks for background compaction work when the log stays in one segment. */
-const COMPACTION_CHECK_COMMITS = 1024
 /** Bytes of a victim segment one compaction step scans: small enough to keep the event loop responsive. */
 const COMPACTION_STEP_BYTES = 256 * 1024
 const DEFAULT_CACHE_ENTRIES = 10_000
@@ -137,8 +141,6 @@ export class DaxKV<V = any> {
   readonly #maxFileBytes: number
   readonly #backgroundCompaction: boolean
   #compactionScheduled = false
-  #rollsSeen = -1
-  #commitsUnchecked = 0
   /** The last error of background compaction (it stops on an error; writes will report it too). */
   #compactionError: unknown
 
@@ -266,6 +268,7 @@ export class DaxKV<V = any> {
       tombstonesDropped: counters.tombstonesDropped,
       growths: counters.growths,
       cache: { entries: this.#cache?.size ?? 0, hits: this.#cacheHits, misses: this.#cacheMisses },
+      writePath: writePathOf(store.domain),
       flushInstruction: kind === 'dax' || kind === 'forced-dax' ? native.flushInstruction : undefined,
       crc32c: native.crc32cImplementation,
       statxDax: this.#file?.statxDax ?? null,
@@ -478,14 +481,8 @@ export class DaxKV<V = any> {
   }
 
   /** Runs one bounded compaction step per event-loop turn while the store wants it. */
-  #scheduleCompaction(continuing = false): void {
+  #scheduleCompaction(): void {
     if (!this.#backgroundCompaction || this.#compactionScheduled || this.#compactionError !== undefined) return
-    // Asking costs a walk over the segments: do it when the log moved to a
-    // new segment, and every so many commits for garbage that builds up in place.
-    const rolls = this.#store.counters.segmentsOpened
-    if (!continuing && rolls === this.#rollsSeen && ++this.#commitsUnchecked < COMPACTION_CHECK_COMMITS) return
-    this.#rollsSeen = rolls
-    this.#commitsUnchecked = 0
     if (!this.#store.wantsCompaction()) return
     this.#compactionScheduled = true
     setImmediate(() => {
@@ -499,7 +496,7 @@ export class DaxKV<V = any> {
         if (!(error instanceof DaxKVError && error.code === ErrorCode.FULL)) this.#compactionError = error
         return
       }
-      this.#scheduleCompaction(true)
+      this.#scheduleCompaction()
     })
   }
 
@@ -508,6 +505,12 @@ export class DaxKV<V = any> {
       throw new DaxKVError(ErrorCode.CLOSED, `the database at ${this.path} is closed; open it again to use it`)
     }
   }
+}
+
+function writePathOf(domain: PersistenceDomain): Stats['writePath'] {
+  if (domain.kind === 'simulated') return 'simulated'
+  if (domain.kind !== 'msync') return 'cache-flush'
+  return domain instanceof MappedDomain && domain.writeThrough ? 'pwrite+fdatasync' : 'msync'
 }
 
 /** Deletes may use the reserved segment, so a full store can still shrink. */

@@ -131,6 +131,14 @@ export class LogStore implements KeyReader {
   #nextSegmentSeq: number
   #failed: DaxKVError | undefined
   #cursor: CompactionCursor | undefined
+  /**
+   * Running totals over the segments in use, kept so that asking whether
+   * background cleaning has work costs nothing per commit. verify() checks
+   * them against the segment table.
+   */
+  #liveTotal = 0
+  #usedTotal = 0
+  #freeCount = 0
   #scratch = Buffer.alloc(64 * 1024)
   readonly #offsets: number[] = []
 
@@ -161,12 +169,19 @@ export class LogStore implements KeyReader {
     for (const s of this.#segments) {
       const counted = segments[s.index]
       s.liveBytes = counted?.liveBytes ?? 0
-      s.deadPuts = counted?.deadPuts ?? 0
+      s.deadRecords = counted?.deadRecords ?? 0
     }
     this.recovery = { ...result.report, superblockRepaired: repairedSlot }
     this.#head = result.head
     this.#nextBatchSeq = result.nextBatchSeq
     this.#nextSegmentSeq = result.nextSegmentSeq
+    for (const s of this.#segments) {
+      if (s.header === undefined) this.#freeCount++
+      else {
+        this.#liveTotal += s.liveBytes
+        this.#usedTotal += s.dataEnd - segmentDataOffset(s.index, superblock.segmentBytes)
+      }
+    }
     const head = this.#segments[this.#head]
     this.#pos = head === undefined ? 0 : head.dataEnd
     this.#end = head === undefined ? 0 : segmentEndOffset(head.index, superblock.segmentBytes)
@@ -218,6 +233,7 @@ export class LogStore implements KeyReader {
       const head = this.#segments[this.#head]!
       head.dataEnd = this.#pos
       head.lastSeq = seq
+      this.#usedTotal += length
       if (reason === 'compaction') this.counters.bytesCopied += length
       else {
         this.counters.batches++
@@ -300,9 +316,8 @@ export class LogStore implements KeyReader {
   /** Whether background compaction has worth-while work: garbage is high, or free segments are low and some can be reclaimed. */
   wantsCompaction(): boolean {
     if (this.#cursor !== undefined) return true
-    const usage = this.space()
-    const lowOnSpace = usage.segmentsFree - RESERVE_SEGMENTS < FREE_SEGMENTS_LOW
-    const garbageHigh = usage.usedBytes > 0 && usage.garbageBytes >= BACKGROUND_GARBAGE_RATIO * usage.usedBytes
+    const lowOnSpace = this.#freeCount - RESERVE_SEGMENTS < FREE_SEGMENTS_LOW
+    const garbageHigh = this.#usedTotal > 0 && this.#usedTotal - this.#liveTotal >= BACKGROUND_GARBAGE_RATIO * this.#usedTotal
     if (!lowOnSpace && !garbageHigh) return false
     return this.#victim(FOREGROUND_UTILIZATION_MAX) !== undefined
   }
@@ -315,6 +330,21 @@ export class LogStore implements KeyReader {
    */
   compactStep(budgetBytes: number, utilizationMax = FOREGROUND_UTILIZATION_MAX, among?: ReadonlySet<number>): boolean {
     if (this.#failed !== undefined) throw this.#latched()
+    try {
+      return this.#compactStep(budgetBytes, utilizationMax, among)
+    } catch (error) {
+      // DAXKV_FULL leaves a consistent state (the cursor resumes where its
+      // copies stopped); anything else latches the store like a failed write.
+      if (error instanceof DaxKVError && (error.code === ErrorCode.FULL || error === this.#failed)) throw error
+      this.#failed =
+        error instanceof DaxKVError && error.code === ErrorCode.IO
+          ? error
+          : new DaxKVError(ErrorCode.IO, `compaction failed: ${String(error)}`, { cause: error })
+      throw this.#failed
+    }
+  }
+
+  #compactStep(budgetBytes: number, utilizationMax: number, among: ReadonlySet<number> | undefined): boolean {
     if (this.#cursor === undefined) {
       const victim = this.#victim(utilizationMax, among)
       if (victim === undefined) return false
@@ -363,7 +393,7 @@ export class LogStore implements KeyReader {
         } else {
           if (this.#tombstones.getByRecord(location) !== location) return
           if (dropTombstones) {
-            // No older segment holds a superseded put, so no older version
+            // No older segment holds a superseded record, so no older version
             // of this key exists anywhere: the tombstone has nothing to hide.
             cursor.dropped.push(location)
             return
@@ -383,7 +413,9 @@ export class LogStore implements KeyReader {
         // A write since the scan may have replaced this tombstone; then it is no longer the victim's.
         if (this.#tombstones.getByRecord(location) !== location) continue
         this.#tombstones.delete(location)
-        victim.liveBytes -= this.#recordBytesAt(location)
+        const bytes = this.#recordBytesAt(location)
+        victim.liveBytes -= bytes
+        this.#liveTotal -= bytes
         this.counters.tombstonesDropped++
       }
       assert(victim.liveBytes === 0, `segment ${victim.index} still holds ${victim.liveBytes} live bytes after compaction`)
@@ -436,10 +468,14 @@ export class LogStore implements KeyReader {
     }
     for (const s of this.#segments) {
       const expectLive = counted[s.index]?.liveBytes ?? 0
-      const expectDead = counted[s.index]?.deadPuts ?? 0
-      if (s.header !== undefined && (s.liveBytes !== expectLive || s.deadPuts !== expectDead)) {
-        note(`segment ${s.index} accounts ${s.liveBytes} live bytes and ${s.deadPuts} dead puts; the log gives ${expectLive} and ${expectDead}`)
+      const expectDead = counted[s.index]?.deadRecords ?? 0
+      if (s.header !== undefined && (s.liveBytes !== expectLive || s.deadRecords !== expectDead)) {
+        note(`segment ${s.index} accounts ${s.liveBytes} live bytes and ${s.deadRecords} dead records; the log gives ${expectLive} and ${expectDead}`)
       }
+    }
+    const usage = this.space()
+    if (usage.liveBytes !== this.#liveTotal || usage.usedBytes !== this.#usedTotal || usage.segmentsFree !== this.#freeCount) {
+      note(`running totals (live ${this.#liveTotal}, used ${this.#usedTotal}, free ${this.#freeCount}) disagree with the segments (${usage.liveBytes}, ${usage.usedBytes}, ${usage.segmentsFree})`)
     }
     return { ok: problems.length === 0, problems, batches: result.report.batches, records: result.report.records, keys: replay.size }
   }
@@ -531,16 +567,26 @@ export class LogStore implements KeyReader {
   ): void {
     const segmentBytes = this.superblock.segmentBytes
     const seg = (at: number): SegmentState => (segments[Math.floor(at / segmentBytes)] ??= blankSegment(Math.floor(at / segmentBytes)))
+    const live = segments === this.#segments
     const hash = this.keyHashAt(location)
     const previous = type === RECORD_PUT ? index.set(location, hash) : index.delete(location, hash)
     if (previous !== undefined) {
       const s = seg(previous)
-      s.liveBytes -= this.#recordBytesAt(previous)
-      s.deadPuts++
+      const dead = this.#recordBytesAt(previous)
+      s.liveBytes -= dead
+      s.deadRecords++
+      if (live) this.#liveTotal -= dead
     }
     const tombstone = type === RECORD_DEL ? tombstones.set(location, hash) : tombstones.delete(location, hash)
-    if (tombstone !== undefined) seg(tombstone).liveBytes -= this.#recordBytesAt(tombstone)
+    if (tombstone !== undefined) {
+      const s = seg(tombstone)
+      const dead = this.#recordBytesAt(tombstone)
+      s.liveBytes -= dead
+      s.deadRecords++
+      if (live) this.#liveTotal -= dead
+    }
     seg(location).liveBytes += bytes
+    if (live) this.#liveTotal += bytes
   }
 
   #recordBytesAt(location: number): number {
@@ -548,9 +594,13 @@ export class LogStore implements KeyReader {
     return recordBytes(header.readUInt16LE(2), header.readUInt32LE(4))
   }
 
-  /** True when no segment older than `segmentSeq` holds a superseded put. */
+  /**
+   * True when no segment older than `segmentSeq` holds a superseded record:
+   * then no older put and no older tombstone of any key exists, and a
+   * latest tombstone can go without anything older taking its place.
+   */
   #tombstonesDroppable(segmentSeq: number): boolean {
-    return this.#segments.every((s) => s.header === undefined || s.header.segmentSeq >= segmentSeq || s.deadPuts === 0)
+    return this.#segments.every((s) => s.header === undefined || s.header.segmentSeq >= segmentSeq || s.deadRecords === 0)
   }
 
   #victim(utilizationMax: number, among?: ReadonlySet<number>): SegmentState | undefined {
@@ -571,7 +621,7 @@ export class LogStore implements KeyReader {
     for (const s of this.#segments) {
       if (s.header === undefined || s.index === this.#head) continue
       const garbage = s.dataEnd - segmentDataOffset(s.index, segmentBytes) - s.liveBytes
-      if (s.deadPuts > 0 || garbage > capacityOf(s.index, segmentBytes) / 10) out.add(s.header.segmentSeq)
+      if (s.deadRecords > 0 || garbage > capacityOf(s.index, segmentBytes) / 10) out.add(s.header.segmentSeq)
     }
     return out
   }
@@ -598,9 +648,9 @@ export class LogStore implements KeyReader {
       // recursively. Only victims at most FOREGROUND_UTILIZATION_MAX full
       // qualify; fuller files grow, or report DAXKV_FULL.
       if (compactionHelps) {
-        const freeBefore = this.#freeSegmentCount()
+        const freeBefore = this.#freeCount
         if (this.compactStep(Number.POSITIVE_INFINITY)) {
-          if (this.#freeSegmentCount() <= freeBefore) compactionHelps = false
+          if (this.#freeCount <= freeBefore) compactionHelps = false
           continue
         }
         compactionHelps = false
@@ -615,12 +665,6 @@ export class LogStore implements KeyReader {
         `. Nothing acknowledged is lost and reads still work; deletes and compaction can use the reserved segment to free space. ` +
         `Delete data and compact, raise maxSize, or move to a larger file`,
     )
-  }
-
-  #freeSegmentCount(): number {
-    let free = 0
-    for (const s of this.#segments) if (s.header === undefined) free++
-    return free
   }
 
   /** A free segment with room for `length`, leaving the reserve to deletes and compaction. */
@@ -679,7 +723,8 @@ export class LogStore implements KeyReader {
     next.dataEnd = start + SEGMENT_HEADER_BYTES
     next.lastSeq = this.#nextBatchSeq - 1
     next.liveBytes = 0
-    next.deadPuts = 0
+    next.deadRecords = 0
+    this.#freeCount--
     this.#nextSegmentSeq++
     this.#head = next.index
     this.#pos = next.dataEnd
@@ -700,11 +745,13 @@ export class LogStore implements KeyReader {
     const start = segmentHeaderOffset(s.index, this.superblock.segmentBytes)
     this.domain.writeMarker(start, SEGMENT_FREE_MARK)
     this.domain.persist(start, 8)
+    this.#usedTotal -= s.dataEnd - segmentDataOffset(s.index, this.superblock.segmentBytes)
+    this.#freeCount++
     s.header = undefined
     s.dataEnd = start + SEGMENT_HEADER_BYTES
     s.lastSeq = 0
     s.liveBytes = 0
-    s.deadPuts = 0
+    s.deadRecords = 0
   }
 
   /**
@@ -732,6 +779,7 @@ export class LogStore implements KeyReader {
     this.#superblockSlot = slot
     this.superblock = grown
     for (let index = sb.segmentCount; index < grown.segmentCount; index++) this.#segments.push(blankSegment(index, segmentBytes))
+    this.#freeCount += grown.segmentCount - sb.segmentCount
     this.counters.growths++
     return true
   }
@@ -744,7 +792,7 @@ export class LogStore implements KeyReader {
 }
 
 function blankSegment(index: number, segmentBytes = 0): SegmentState {
-  return { index, header: undefined, dataEnd: segmentBytes === 0 ? 0 : segmentDataOffset(index, segmentBytes), lastSeq: 0, liveBytes: 0, deadPuts: 0 }
+  return { index, header: undefined, dataEnd: segmentBytes === 0 ? 0 : segmentDataOffset(index, segmentBytes), lastSeq: 0, liveBytes: 0, deadRecords: 0 }
 }
 
 /** Start of the last cache line that [at, at + length) touches. */

@@ -23,8 +23,8 @@ export interface SegmentState {
   lastSeq: number
   /** Bytes of records compaction would have to copy: live puts and the latest tombstones. */
   liveBytes: number
-  /** Put records superseded by a later put or delete. */
-  deadPuts: number
+  /** Records superseded by a later record of the same key (puts and tombstones). */
+  deadRecords: number
 }
 
 /** A torn tail that recovery cut off (not an error: the writer died mid-batch). */
@@ -98,7 +98,7 @@ export function recover(
         `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Restore the file from a backup`,
       )
     }
-    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadPuts: 0 })
+    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadRecords: 0 })
   }
   const inUse = segments.filter((s) => s.header !== undefined).sort((a, b) => a.header!.segmentSeq - b.header!.segmentSeq)
 

@@ -184,10 +184,17 @@ function mapFile(file: string, fd: number, size: number, mode: ModeRequest): Ope
   } catch {
     statxDax = null
   }
-  const domain: MappedDomain = new MappedDomain(kind, fd, pieces, size, (from, to): Buffer[] => {
-    preallocate(fd, file, to, from)
-    return mapPieces(fd, Math.max(to, domain.size), mapSync)
-  })
+  const domain: MappedDomain = new MappedDomain(
+    kind,
+    fd,
+    pieces,
+    size,
+    (from, to): Buffer[] => {
+      preallocate(fd, file, to, from)
+      return mapPieces(fd, Math.max(to, domain.size), mapSync)
+    },
+    !isTmpfs(file),
+  )
   let closed = false
   return {
     path: file,
@@ -208,6 +215,17 @@ function mapFile(file: string, fd: number, size: number, mode: ModeRequest): Ope
         fs.closeSync(fd)
       }
     },
+  }
+}
+
+/** tmpfs's statfs magic: msync there costs nothing, so stores stay copies into the mapping. */
+const TMPFS_MAGIC = 0x01021994
+
+function isTmpfs(file: string): boolean {
+  try {
+    return fs.statfsSync(path.dirname(path.resolve(file))).type === TMPFS_MAGIC
+  } catch {
+    return false
   }
 }
 
