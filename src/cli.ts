@@ -175,7 +175,7 @@ function program(): Command {
 
   cli
     .command('verify')
-    .description('check the whole daxfile without writing; exit 1 with the problems found')
+    .description('open the daxfile (which recovers it) and check all of it; exit 1 with the problems found')
     .argument('<file>')
     .addOption(encodingOption(READ_ENCODINGS, 'binary', 'binary: values are not decoded'))
     .addOption(modeOption())

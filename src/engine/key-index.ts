@@ -18,18 +18,19 @@ const CAPACITY_MIN = 1024
 /**
  * The in-memory index: key -> file offset of the key's record.
  *
- * Point lookups use an open-addressing hash table (linear probing) of two
- * typed arrays, record locations and 32-bit key hashes, so the index holds
- * no per-key JavaScript objects: a key is confirmed by comparing it with the
- * key bytes of the record in the mapping. At most half the slots are used.
+ * Point lookups use an open-addressing hash table (linear probing) in one
+ * typed array of (record location, 32-bit key hash) pairs, side by side so
+ * a probe touches one cache line, and the index holds no per-key JavaScript
+ * objects: a key is confirmed by comparing it with the key bytes of the
+ * record in the mapping. At most half the slots are used.
  * The ordered view for range scans is built on the first scan (one sort)
  * and kept current from then on, so a store read only by key never pays for
  * ordering.
  */
 export class KeyIndex {
   readonly #reader: KeyReader
-  #locations: Int32Array
-  #hashes: Uint32Array
+  /** Slot i is entries[2i] = location (EMPTY when free) and entries[2i + 1] = hash (as an int32). */
+  #entries: Int32Array
   #mask: number
   #size = 0
   #sorted: SortedKeys | undefined
@@ -38,8 +39,7 @@ export class KeyIndex {
     this.#reader = reader
     let slots = CAPACITY_MIN
     while (slots < 2 * capacity) slots *= 2
-    this.#locations = new Int32Array(slots).fill(EMPTY)
-    this.#hashes = new Uint32Array(slots)
+    this.#entries = newEntries(slots)
     this.#mask = slots - 1
   }
 
@@ -49,13 +49,13 @@ export class KeyIndex {
 
   get(key: string): number | undefined {
     const slot = this.#find(key, hashKey(key))
-    return slot < 0 ? undefined : this.#locations[slot]
+    return slot < 0 ? undefined : this.#entries[2 * slot]
   }
 
   /** The location the index holds for the key of the record at `record`, if any. */
   getByRecord(record: number): number | undefined {
     const slot = this.#findRecord(record, this.#reader.keyHashAt(record))
-    return slot < 0 ? undefined : this.#locations[slot]
+    return slot < 0 ? undefined : this.#entries[2 * slot]
   }
 
   /**
@@ -66,15 +66,15 @@ export class KeyIndex {
   set(location: number, hash = this.#reader.keyHashAt(location)): number | undefined {
     const slot = this.#findRecord(location, hash)
     if (slot >= 0) {
-      const previous = this.#locations[slot]!
-      this.#locations[slot] = location
+      const previous = this.#entries[2 * slot]!
+      this.#entries[2 * slot] = location
       return previous
     }
-    if (2 * (this.#size + 1) > this.#locations.length) this.#resize(2 * this.#locations.length)
+    if (2 * (this.#size + 1) > this.#mask + 1) this.#resize(2 * (this.#mask + 1))
     let i = hash & this.#mask
-    while (this.#locations[i] !== EMPTY) i = (i + 1) & this.#mask
-    this.#locations[i] = location
-    this.#hashes[i] = hash
+    while (this.#entries[2 * i] !== EMPTY) i = (i + 1) & this.#mask
+    this.#entries[2 * i] = location
+    this.#entries[2 * i + 1] = hash
     this.#size++
     this.#sorted?.insert(this.#reader.keyAt(location))
     return undefined
@@ -85,22 +85,21 @@ export class KeyIndex {
     if (this.#size === 0) return undefined
     let hole = this.#findRecord(record, hash ?? this.#reader.keyHashAt(record))
     if (hole < 0) return undefined
-    const previous = this.#locations[hole]!
-    const locations = this.#locations
-    const hashes = this.#hashes
+    const entries = this.#entries
+    const previous = entries[2 * hole]!
     const mask = this.#mask
     // Backward-shift deletion: move later entries of the probe run into the
     // hole when their home slot does not lie between the hole and them, so
     // every remaining key stays reachable from its home slot.
-    for (let j = (hole + 1) & mask; locations[j] !== EMPTY; j = (j + 1) & mask) {
-      const home = hashes[j]! & mask
+    for (let j = (hole + 1) & mask; entries[2 * j] !== EMPTY; j = (j + 1) & mask) {
+      const home = entries[2 * j + 1]! & mask
       const reachable = hole <= j ? home > hole && home <= j : home > hole || home <= j
       if (reachable) continue
-      locations[hole] = locations[j]!
-      hashes[hole] = hashes[j]!
+      entries[2 * hole] = entries[2 * j]!
+      entries[2 * hole + 1] = entries[2 * j + 1]!
       hole = j
     }
-    locations[hole] = EMPTY
+    entries[2 * hole] = EMPTY
     this.#size--
     this.#sorted?.delete(this.#reader.keyAt(record))
     return previous
@@ -110,7 +109,10 @@ export class KeyIndex {
   keys(lower: Bound | undefined, upper: Bound | undefined, reverse: boolean): Generator<string> {
     if (this.#sorted === undefined) {
       const keys: string[] = []
-      for (const location of this.#locations) if (location !== EMPTY) keys.push(this.#reader.keyAt(location))
+      for (let i = 0; i < this.#entries.length; i += 2) {
+        const location = this.#entries[i]!
+        if (location !== EMPTY) keys.push(this.#reader.keyAt(location))
+      }
       this.#sorted = SortedKeys.fromSorted(keys.sort())
     }
     return this.#sorted.range(lower, upper, reverse)
@@ -118,44 +120,50 @@ export class KeyIndex {
 
   /** The slot holding `key`, or -1. */
   #find(key: string, hash: number): number {
-    const locations = this.#locations
-    const hashes = this.#hashes
+    const entries = this.#entries
     const mask = this.#mask
+    const tag = hash | 0
     for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const location = locations[i]!
+      const location = entries[2 * i]!
       if (location === EMPTY) return -1
-      if (hashes[i] === hash && this.#reader.keyMatches(location, key)) return i
+      if (entries[2 * i + 1] === tag && this.#reader.keyMatches(location, key)) return i
     }
   }
 
   /** The slot holding the key of the record at `record`, or -1. */
   #findRecord(record: number, hash: number): number {
-    const locations = this.#locations
-    const hashes = this.#hashes
+    const entries = this.#entries
     const mask = this.#mask
+    const tag = hash | 0
     for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const location = locations[i]!
+      const location = entries[2 * i]!
       if (location === EMPTY) return -1
-      if (hashes[i] === hash && this.#reader.sameKey(location, record)) return i
+      if (entries[2 * i + 1] === tag && this.#reader.sameKey(location, record)) return i
     }
   }
 
   #resize(slots: number): void {
-    const oldLocations = this.#locations
-    const oldHashes = this.#hashes
-    this.#locations = new Int32Array(slots).fill(EMPTY)
-    this.#hashes = new Uint32Array(slots)
-    this.#mask = slots - 1
-    for (let i = 0; i < oldLocations.length; i++) {
-      const location = oldLocations[i]!
+    const old = this.#entries
+    const entries = newEntries(slots)
+    const mask = slots - 1
+    for (let i = 0; i < old.length; i += 2) {
+      const location = old[i]!
       if (location === EMPTY) continue
-      const hash = oldHashes[i]!
-      let j = hash & this.#mask
-      while (this.#locations[j] !== EMPTY) j = (j + 1) & this.#mask
-      this.#locations[j] = location
-      this.#hashes[j] = hash
+      const hash = old[i + 1]!
+      let j = hash & mask
+      while (entries[2 * j] !== EMPTY) j = (j + 1) & mask
+      entries[2 * j] = location
+      entries[2 * j + 1] = hash
     }
+    this.#entries = entries
+    this.#mask = mask
   }
+}
+
+function newEntries(slots: number): Int32Array {
+  const entries = new Int32Array(2 * slots)
+  for (let i = 0; i < entries.length; i += 2) entries[i] = EMPTY
+  return entries
 }
 
 /** FNV-1a over the key's bytes, then a final avalanche (murmur3's fmix32) so low bits spread. */

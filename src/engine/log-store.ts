@@ -154,11 +154,15 @@ export class LogStore implements KeyReader {
     // mark, zeros, a superblock copy. Everything below decides on what it
     // reads and builds on it, so first make all of it durable.
     domain.persistAll()
-    const { superblock, slot, repairedSlot } = readSuperblocks(domain, file, options.beforeRecovery)
+    // The extent check and the refusal of segments beyond the superblock's
+    // size come before the first write (a superblock repair).
+    const { superblock, slot, repairedSlot } = readSuperblocks(domain, file, (sb) => {
+      options.beforeRecovery?.(sb)
+      this.#refuseSegmentsBeyond(sb, file)
+    })
     this.superblock = superblock
     this.#superblockSlot = slot
     this.maxBatchBytes = superblock.segmentBytes - SEGMENT_HEADER_BYTES
-    this.#refuseSegmentsBeyond(superblock, file)
     // Accounting during replay needs the segment table before recover()
     // returns it, so the visitor fills a table of its own.
     const segments: SegmentState[] = []

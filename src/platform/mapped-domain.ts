@@ -81,6 +81,8 @@ export class MappedDomain implements PersistenceDomain {
   }
 
   piece(offset: number): Buffer {
+    // One piece is the common case (files up to 1 GiB): skip the lookup.
+    if (this.#pieces.length === 1 && offset >= 0 && offset < this.#size) return this.#pieces[0]!
     return this.#pieces[this.#piece(offset, 0)]!
   }
 
