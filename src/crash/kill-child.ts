@@ -20,7 +20,7 @@ import { open, type DaxKV } from '../db.js'
 import { DaxKVError, ErrorCode } from '../errors.js'
 import type { ModeRequest } from '../platform/daxfile.js'
 import { KILL_DB_OPTIONS, KILL_FILE_BYTES, KILL_FILE_BYTES_MAX, KILL_SHAPE, KILL_STEPS_MAX } from './process-kill.js'
-import { makeWorkload, type Step } from './workload.js'
+import { makeWorkload, runStepAsync, runStepSync, type Step } from './workload.js'
 
 /** Async steps issued in one tick, as the power-failure campaign does: one group commit. */
 const GROUP_STEPS_MAX = 4
@@ -83,7 +83,7 @@ async function runSteps(db: DaxKV<Buffer>, steps: readonly Step[], note: (tag: '
     if (step.sync) {
       note('I', step.index)
       try {
-        runSync(db, step)
+        runStepSync(db, step)
       } catch (error) {
         if (!isFull(error)) throw error
         note('R', step.index)
@@ -101,7 +101,7 @@ async function runSteps(db: DaxKV<Buffer>, steps: readonly Step[], note: (tag: '
     for (const s of group) note('I', s.index)
     const settled = await Promise.allSettled(
       group.map((s) =>
-        runAsync(db, s).then(
+        runStepAsync(db, s).then(
           () => note('A', s.index),
           (error: unknown) => {
             if (isFull(error)) note('R', s.index)
@@ -128,24 +128,6 @@ async function runSteps(db: DaxKV<Buffer>, steps: readonly Step[], note: (tag: '
  */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
-}
-
-function runSync(db: DaxKV<Buffer>, step: Step): void {
-  if (step.kind === 'batch') db.batchSync(toBatch(step))
-  else if (step.kind === 'put') db.putSync(step.changes[0]![0], step.changes[0]![1]!)
-  else if (step.kind === 'del') db.delSync(step.changes[0]![0])
-  else throw new Error(`kill-child cannot run a ${String(step.kind)} step`)
-}
-
-function runAsync(db: DaxKV<Buffer>, step: Step): Promise<void> {
-  if (step.kind === 'batch') return db.batch(toBatch(step))
-  if (step.kind === 'put') return db.put(step.changes[0]![0], step.changes[0]![1]!)
-  if (step.kind === 'del') return db.del(step.changes[0]![0])
-  throw new Error(`kill-child cannot run a ${String(step.kind)} step`)
-}
-
-function toBatch(step: Step): ({ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string })[] {
-  return step.changes.map(([key, value]) => (value === undefined ? { type: 'del', key } : { type: 'put', key, value }))
 }
 
 function isFull(error: unknown): boolean {

@@ -3,7 +3,7 @@ import { native } from '../platform/native.js'
 import { SimulatedDomain, type SimulatedGranularity } from '../platform/simulated-domain.js'
 import { Random } from './random.js'
 import { applyStep, candidateStates, firstDifference, judge, type State } from './model.js'
-import { makeWorkload, type Step, type WorkloadShape } from './workload.js'
+import { makeWorkload, runStepAsync, runStepSync, type Step, type WorkloadShape } from './workload.js'
 
 /** Options of a simulated power-failure campaign; see docs/crash-testing.md. */
 export interface PowerFailureOptions {
@@ -228,7 +228,7 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
       i++
     } else if (step.sync) {
       inFlight.push(step)
-      runSync(db, step)
+      runStepSync(db, step)
       acknowledge(acked, inFlight, step)
       i++
     } else {
@@ -237,7 +237,7 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
       while (i < steps.length && !steps[i]!.sync && steps[i]!.kind !== 'compact' && group.length < 4) group.push(steps[i++]!)
       const promises = group.map((s) => {
         inFlight.push(s)
-        return runAsync(db, s).then(() => acknowledge(acked, inFlight, s))
+        return runStepAsync(db, s).then(() => acknowledge(acked, inFlight, s))
       })
       await Promise.all(promises)
     }
@@ -290,22 +290,6 @@ function stateOf(db: DaxKV<Buffer>): State {
   const state: State = new Map()
   for (const [key, value] of db.range()) if (key !== PROBE_KEY) state.set(key as string, value)
   return state
-}
-
-function runSync(db: DaxKV<Buffer>, step: Step): void {
-  if (step.kind === 'batch') db.batchSync(toBatch(step))
-  else if (step.kind === 'put') db.putSync(step.changes[0]![0], step.changes[0]![1]!)
-  else db.delSync(step.changes[0]![0])
-}
-
-function runAsync(db: DaxKV<Buffer>, step: Step): Promise<void> {
-  if (step.kind === 'batch') return db.batch(toBatch(step))
-  if (step.kind === 'put') return db.put(step.changes[0]![0], step.changes[0]![1]!)
-  return db.del(step.changes[0]![0])
-}
-
-function toBatch(step: Step): ({ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string })[] {
-  return step.changes.map(([key, value]) => (value === undefined ? { type: 'del', key } : { type: 'put', key, value }))
 }
 
 function acknowledge(acked: State, inFlight: Step[], step: Step): void {

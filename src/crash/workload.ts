@@ -1,3 +1,4 @@
+import type { DaxKV } from '../db.js'
 import { Random } from './random.js'
 
 /** One key's change: a value (bytes) or a deletion (undefined). */
@@ -100,4 +101,24 @@ export function describeValue(value: Buffer | undefined): string {
   if (value === undefined) return 'absent'
   const tag = /^#(\d+):/.exec(value.subarray(0, 16).toString('latin1'))
   return tag === null ? `${value.length} bytes (untagged)` : `${value.length} bytes written by step ${tag[1]}`
+}
+
+/** Runs a put, del or batch step with the synchronous API (a compact step is the caller's: it is async). */
+export function runStepSync(db: DaxKV<Buffer>, step: Step): void {
+  if (step.kind === 'batch') db.batchSync(toBatch(step))
+  else if (step.kind === 'put') db.putSync(step.changes[0]![0], step.changes[0]![1]!)
+  else if (step.kind === 'del') db.delSync(step.changes[0]![0])
+  else throw new Error(`runStepSync cannot run a ${step.kind} step`)
+}
+
+/** Runs a put, del or batch step with the promise API. */
+export function runStepAsync(db: DaxKV<Buffer>, step: Step): Promise<void> {
+  if (step.kind === 'batch') return db.batch(toBatch(step))
+  if (step.kind === 'put') return db.put(step.changes[0]![0], step.changes[0]![1]!)
+  if (step.kind === 'del') return db.del(step.changes[0]![0])
+  return Promise.reject(new Error(`runStepAsync cannot run a ${step.kind} step`))
+}
+
+function toBatch(step: Step): ({ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string })[] {
+  return step.changes.map(([key, value]) => (value === undefined ? { type: 'del', key } : { type: 'put', key, value }))
 }

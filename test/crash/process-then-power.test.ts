@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { openOnDomain, type DaxKV } from '../../src/db.js'
 import { applyStep, candidateStates, firstDifference, judge, type State } from '../../src/crash/model.js'
-import { makeWorkload, type Step } from '../../src/crash/workload.js'
+import { makeWorkload, runStepSync, type Step } from '../../src/crash/workload.js'
 import { Random } from '../../src/crash/random.js'
 import { SimulatedDomain } from '../../src/platform/simulated-domain.js'
 
@@ -74,9 +74,7 @@ describe('process crash during cleaning or growth, then more writes, then power 
         continue
       }
       inFlight.push(step)
-      if (step.kind === 'batch') db.batchSync(step.changes.map(([key, value]) => (value === undefined ? { type: 'del', key } : { type: 'put', key, value })))
-      else if (step.kind === 'put') db.putSync(step.changes[0]![0], step.changes[0]![1]!)
-      else db.delSync(step.changes[0]![0])
+      runStepSync(db, step)
       inFlight.pop()
       applyStep(acked, step)
     }
