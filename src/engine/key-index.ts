@@ -160,10 +160,9 @@ export class KeyIndex {
   }
 }
 
+/** A table of `slots` empty slots (the hash halves are -1 too, which nothing reads). */
 function newEntries(slots: number): Int32Array {
-  const entries = new Int32Array(2 * slots)
-  for (let i = 0; i < entries.length; i += 2) entries[i] = EMPTY
-  return entries
+  return new Int32Array(2 * slots).fill(EMPTY)
 }
 
 /** FNV-1a over the key's bytes, then a final avalanche (murmur3's fmix32) so low bits spread. */
