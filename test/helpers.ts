@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import fc from 'fast-check'
 import { afterAll, expect } from 'vitest'
+import { Random } from '../src/crash/random.js'
 import { DaxKVError } from '../src/index.js'
 import type { DaxKV } from '../src/index.js'
 
@@ -26,16 +27,10 @@ export function seedNote(extra = ''): string {
   return `seed ${SEED} (replay: DAXKV_TEST_SEED=${SEED})${extra === '' ? '' : `, ${extra}`}`
 }
 
-/** A seeded generator of floats in [0, 1) (mulberry32). */
+/** A seeded generator of floats in [0, 1): the crash campaigns' PRNG, so one seed means one sequence everywhere. */
 export function random(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
+  const generator = new Random(seed)
+  return () => generator.next()
 }
 
 /** A whole number in [0, n) from `next`. */

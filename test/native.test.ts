@@ -6,6 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { native } from '../src/platform/native.js'
+import { random } from './helpers.js'
 
 const ADDON = fileURLToPath(new URL('../native/build/Release/daxkv.node', import.meta.url))
 const SEED = Number(process.env.DAXKV_TEST_SEED ?? Date.now() % 2 ** 32)
@@ -16,18 +17,6 @@ const mmap = createRequire(import.meta.url)('@riaskov/mmap-io') as {
 const EXT4_MAGIC = 0xef53
 const XFS_MAGIC = 0x58465342
 const TMPFS_MAGIC = 0x01021994
-
-// A seeded generator (mulberry32), so a failure replays with DAXKV_TEST_SEED.
-function random(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 function randomBytes(next: () => number, length: number): Buffer {
   const buf = Buffer.alloc(length)

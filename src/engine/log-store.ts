@@ -573,18 +573,13 @@ export class LogStore implements KeyReader {
     const seg = (at: number): SegmentState => (segments[Math.floor(at / segmentBytes)] ??= blankSegment(Math.floor(at / segmentBytes)))
     const live = segments === this.#segments
     const hash = this.keyHashAt(location)
+    // The record supersedes the key's previous put and its previous tombstone, if any.
     const previous = type === RECORD_PUT ? index.set(location, hash) : index.delete(location, hash)
-    if (previous !== undefined) {
-      const s = seg(previous)
-      const dead = this.#recordBytesAt(previous)
-      s.liveBytes -= dead
-      s.deadRecords++
-      if (live) this.#liveTotal -= dead
-    }
     const tombstone = type === RECORD_DEL ? tombstones.set(location, hash) : tombstones.delete(location, hash)
-    if (tombstone !== undefined) {
-      const s = seg(tombstone)
-      const dead = this.#recordBytesAt(tombstone)
+    for (const superseded of [previous, tombstone]) {
+      if (superseded === undefined) continue
+      const s = seg(superseded)
+      const dead = this.#recordBytesAt(superseded)
       s.liveBytes -= dead
       s.deadRecords++
       if (live) this.#liveTotal -= dead
