@@ -136,7 +136,13 @@ function describeStats(s: Stats): string {
     ['segments', `${s.segments} of ${bytes(s.segmentBytes)}: ${s.segmentsInUse} in use, ${s.segmentsFree} free`],
     ['used', `${bytes(s.usedBytes)} (${((100 * s.usedBytes) / s.fileBytes).toFixed(1)}% of the file), ${bytes(s.liveBytes)} live, ${(100 * s.garbageRatio).toFixed(0)}% garbage`],
     ['keys', String(s.keys)],
-    ['recovery', `${count(r.batches, 'batch', 'batches')}, ${count(r.records, 'record')}, ${bytes(r.bytesScanned)} scanned in ${r.durationMs.toFixed(1)} ms`],
+    [
+      'recovery',
+      r.source === 'checkpoint'
+        ? `index loaded from the checkpoint of the last clean close in ${r.durationMs.toFixed(1)} ms (no log replay)`
+        : `${count(r.batches, 'batch', 'batches')}, ${count(r.records, 'record')}, ${bytes(r.bytesScanned)} scanned in ${r.durationMs.toFixed(1)} ms` +
+          (r.checkpointRejected === undefined ? '' : ` (checkpoint not used: ${r.checkpointRejected})`),
+    ],
     ['torn tail', torn],
     ['flush', s.flushInstruction ?? '(msync mode: no cache flushes)'],
     ['crc32c', s.crc32c],

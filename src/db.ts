@@ -42,6 +42,13 @@ export interface OpenOptions {
   maxSize?: number | string
   /** Clean segments in the background, a little at a time, when garbage builds up. Default `true`; `compact()` works either way. */
   backgroundCompaction?: boolean
+  /**
+   * Keep an index checkpoint in `<path>.index`: written at a clean close, it lets the next open
+   * load the index instead of replaying the log, when the log is unchanged since (after a crash
+   * it is not, and the log is replayed). Default `true`; `false` neither reads nor writes one, and
+   * removes an existing one at close.
+   */
+  indexCheckpoint?: boolean
 }
 
 /** One operation of {@link DaxKV.batch}. */
@@ -140,6 +147,7 @@ export class DaxKV<V = any> {
   #closing: Promise<void> | undefined
   readonly #maxFileBytes: number
   readonly #backgroundCompaction: boolean
+  readonly #indexCheckpoint: boolean
   #compactionScheduled = false
   /** The last error of background compaction (it stops on an error; writes will report it too). */
   #compactionError: unknown
@@ -151,6 +159,7 @@ export class DaxKV<V = any> {
     this.#maxFileBytes = maxFileBytesOf(options)
     this.#backgroundCompaction = options.backgroundCompaction !== false
     this.#file = file
+    this.#indexCheckpoint = file !== undefined && options.indexCheckpoint !== false
     this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
     this.#keyEncoding = options.keyEncoding ?? 'utf8'
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_ENTRIES
@@ -324,7 +333,12 @@ export class DaxKV<V = any> {
         this.#flushPending()
         this.#closed = true
         try {
+          const checkpoint = this.#indexCheckpoint && this.#store.failed === undefined ? this.#store.checkpoint() : undefined
           this.#store.close()
+          // Only once everything is durable, and while the lock is still held. Without checkpoints, one
+          // left by an earlier open may no longer match the log: it goes.
+          if (checkpoint !== undefined) writeCheckpointFile(checkpointPath(this.path), checkpoint)
+          else if (this.#file !== undefined) removeQuietly(checkpointPath(this.path))
         } finally {
           this.#file?.close()
           this.#cache?.clear()
@@ -589,10 +603,15 @@ export async function open<V = any>(path: string, options: OpenOptions = {}): Pr
   file ??= openDaxfile(path, mode)
   const opened = file
   try {
+    // Read under the lock, so no other writer can be replacing it.
+    const checkpoint = options.indexCheckpoint === false ? undefined : readCheckpointFile(checkpointPath(path))
     const store = LogStore.open(file.domain, path, {
       ...storeOptions(options),
       beforeRecovery: (superblock) => opened.checkExtents(superblock.fileBytes),
+      ...(checkpoint === undefined ? {} : { checkpoint }),
     })
+    // A checkpoint the log has moved past is of no further use.
+    if (store.recovery.checkpointRejected !== undefined) removeQuietly(checkpointPath(path))
     return new DaxKV<V>(store, file, path, options)
   } catch (error) {
     file.close()
@@ -615,4 +634,43 @@ export function openOnDomain<V = any>(domain: PersistenceDomain, options: OpenOp
     )
   }
   return new DaxKV<V>(LogStore.open(domain, label, storeOptions(options)), undefined, label, options)
+}
+
+/** Where the index checkpoint of the daxfile at `path` is kept. */
+export function checkpointPath(path: string): string {
+  return `${path}.index`
+}
+
+function readCheckpointFile(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    // Unreadable: the log is replayed instead, which is always correct.
+    return Buffer.alloc(0)
+  }
+}
+
+/**
+ * Writes the checkpoint under a temporary name and renames it into place.
+ * Not fsynced: a checkpoint lost or torn by a crash fails its checksum or
+ * its match with the log, and the log is replayed. A failure to write it
+ * (a full disk) leaves the old one, which no longer matches the log.
+ */
+function writeCheckpointFile(file: string, bytes: Buffer): void {
+  const temporary = `${file}.tmp-${process.pid}`
+  try {
+    fs.writeFileSync(temporary, bytes)
+    fs.renameSync(temporary, file)
+  } catch {
+    removeQuietly(temporary)
+  }
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.rmSync(file, { force: true })
+  } catch {
+    // Nothing depends on it being gone.
+  }
 }

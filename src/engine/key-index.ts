@@ -47,6 +47,28 @@ export class KeyIndex {
     return this.#size
   }
 
+  /** The table as it is (not a copy), for an index checkpoint. */
+  snapshot(): { readonly entries: Int32Array; readonly size: number } {
+    return { entries: this.#entries, size: this.#size }
+  }
+
+  /**
+   * An index over a table from {@link snapshot} (taken over, not copied).
+   * The caller has established that the table belongs to the log `reader`
+   * reads; only its shape is checked here.
+   */
+  static fromSnapshot(reader: KeyReader, entries: Int32Array, size: number): KeyIndex {
+    const slots = entries.length / 2
+    if (slots < CAPACITY_MIN || (slots & (slots - 1)) !== 0 || 2 * size > slots) {
+      throw new RangeError(`an index table of ${slots} slots cannot hold ${size} keys`)
+    }
+    const index = new KeyIndex(reader)
+    index.#entries = entries
+    index.#mask = slots - 1
+    index.#size = size
+    return index
+  }
+
   get(key: string): number | undefined {
     const slot = this.#find(key, hashKey(key))
     return slot < 0 ? undefined : this.#entries[2 * slot]

@@ -1,3 +1,4 @@
+import os from 'node:os'
 import { DaxKVError, ErrorCode, assert } from '../errors.js'
 import {
   CACHE_LINE_BYTES,
@@ -10,7 +11,8 @@ import {
   SEGMENT_HEADER_BYTES,
   SUPERBLOCK_BYTES,
 } from '../format/constants.js'
-import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, recordBytes, type EncodedOp } from '../format/batch.js'
+import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type EncodedOp } from '../format/batch.js'
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
 import {
   SEGMENT_FREE_MARK,
   decodeSegmentHeader,
@@ -23,7 +25,7 @@ import { decodeSuperblock, superblockOffset, type Superblock } from '../format/s
 import type { PersistenceDomain } from '../platform/domain.js'
 import { commitFaults } from './faults.js'
 import { KeyIndex, hashBytes, type KeyReader } from './key-index.js'
-import { recover, type RecoveryReport, type SegmentState } from './recovery.js'
+import { readSegmentTable, recover, type RecoveryReport, type RecoveryResult, type SegmentState } from './recovery.js'
 import {
   BACKGROUND_GARBAGE_RATIO,
   FOREGROUND_UTILIZATION_MAX,
@@ -70,6 +72,8 @@ export interface LogStoreOptions {
   readonly maxBytes: number
   /** Called with the superblock before recovery may write (the extent check). */
   readonly beforeRecovery?: (superblock: Superblock) => void
+  /** The bytes of an index checkpoint file: used instead of a log replay if it matches the log exactly. */
+  readonly checkpoint?: Buffer
 }
 
 /** Why a batch is appended: puts may not use the reserve, deletes and compaction may. */
@@ -143,11 +147,10 @@ export class LogStore implements KeyReader {
   readonly #offsets: number[] = []
 
   private constructor(domain: PersistenceDomain, file: string, options: LogStoreOptions) {
+    const started = performance.now()
     this.domain = domain
     this.#options = options
     this.durable = options.durable
-    this.index = new KeyIndex(this)
-    this.#tombstones = new KeyIndex(this)
     // A process that died before its last persist left bytes that this
     // process reads (they are in the page cache or the CPU caches) but a
     // power failure could still lose: a batch between steps 3 and 4, a free
@@ -163,22 +166,51 @@ export class LogStore implements KeyReader {
     this.superblock = superblock
     this.#superblockSlot = slot
     this.maxBatchBytes = superblock.segmentBytes - SEGMENT_HEADER_BYTES
-    // Accounting during replay needs the segment table before recover()
-    // returns it, so the visitor fills a table of its own.
-    const segments: SegmentState[] = []
-    const result = recover(domain, superblock, (type, location, bytes) => {
-      this.#applyRecord(segments, type, location, bytes)
-    })
-    this.#segments = result.segments
-    for (const s of this.#segments) {
-      const counted = segments[s.index]
-      s.liveBytes = counted?.liveBytes ?? 0
-      s.deadRecords = counted?.deadRecords ?? 0
+    let checkpointRejected: string | undefined
+    const restored = options.checkpoint === undefined ? undefined : this.#matchCheckpoint(options.checkpoint, superblock)
+    if (typeof restored === 'string') checkpointRejected = restored
+    // The checkpoint passed the cheap checks: now validate the whole log as a replay would (checksums,
+    // sequence numbers, sealed tails; DAXKV_CORRUPTION as always), without reading its records, and
+    // take the checkpoint only if the log ends exactly where it says in every segment.
+    const validated = typeof restored === 'object' ? recover(domain, superblock, undefined) : undefined
+    if (typeof restored === 'object' && validated !== undefined) {
+      checkpointRejected = sameLog(validated, restored.checkpoint, restored.segments)
     }
-    this.recovery = { ...result.report, superblockRepaired: repairedSlot }
-    this.#head = result.head
-    this.#nextBatchSeq = result.nextBatchSeq
-    this.#nextSegmentSeq = result.nextSegmentSeq
+    if (typeof restored === 'object' && validated !== undefined && checkpointRejected === undefined) {
+      const { segments } = restored
+      this.index = restored.index
+      this.#tombstones = restored.tombstones
+      this.#segments = segments
+      this.#head = validated.head
+      this.#nextBatchSeq = validated.nextBatchSeq
+      this.#nextSegmentSeq = validated.nextSegmentSeq
+      this.recovery = {
+        ...validated.report,
+        superblockRepaired: repairedSlot,
+        durationMs: performance.now() - started,
+        source: 'checkpoint',
+        checkpointRejected: undefined,
+      }
+    } else {
+      this.index = new KeyIndex(this)
+      this.#tombstones = new KeyIndex(this)
+      // Accounting during replay needs the segment table before recover()
+      // returns it, so the visitor fills a table of its own.
+      const segments: SegmentState[] = []
+      const result = recover(domain, superblock, (type, location, bytes) => {
+        this.#applyRecord(segments, type, location, bytes)
+      })
+      this.#segments = result.segments
+      for (const s of this.#segments) {
+        const counted = segments[s.index]
+        s.liveBytes = counted?.liveBytes ?? 0
+        s.deadRecords = counted?.deadRecords ?? 0
+      }
+      this.recovery = { ...result.report, superblockRepaired: repairedSlot, checkpointRejected, durationMs: performance.now() - started }
+      this.#head = result.head
+      this.#nextBatchSeq = result.nextBatchSeq
+      this.#nextSegmentSeq = result.nextSegmentSeq
+    }
     for (const s of this.#segments) {
       if (s.header === undefined) this.#freeCount++
       else {
@@ -190,6 +222,90 @@ export class LogStore implements KeyReader {
     this.#pos = head === undefined ? 0 : head.dataEnd
     this.#end = head === undefined ? 0 : segmentEndOffset(head.index, superblock.segmentBytes)
     this.#unpersistedFrom = this.#pos
+  }
+
+  /**
+   * The checkpoint's state if it describes the log exactly as it is, else
+   * why not. The log is unchanged since the checkpoint was taken when the
+   * superblock and every segment header are the ones it recorded and the
+   * head segment holds only zeros after the recorded end: every commit
+   * either moves that end or opens, seals or frees a segment (which changes
+   * a header), and segment sequence numbers are never reused.
+   */
+  #matchCheckpoint(
+    bytes: Buffer,
+    superblock: Superblock,
+  ): { checkpoint: Checkpoint; segments: SegmentState[]; index: KeyIndex; tombstones: KeyIndex } | string {
+    if (os.endianness() !== 'LE') return 'index checkpoints are only used on little-endian machines'
+    const decoded = decodeCheckpoint(bytes)
+    if (!decoded.ok) return decoded.reason
+    const c = decoded.checkpoint
+    const sb = superblock
+    if (c.fileId !== sb.fileId || c.createdMs !== sb.createdMs) return 'the checkpoint belongs to another daxfile'
+    if (c.updateCounter !== sb.updateCounter || c.segmentBytes !== sb.segmentBytes || c.segments.length !== sb.segmentCount) {
+      return 'the daxfile was resized or its superblock rewritten after the checkpoint'
+    }
+    for (let i = 0; i < c.segments.length; i++) {
+      if (!this.domain.view(segmentHeaderOffset(i, sb.segmentBytes), SEGMENT_HEADER_BYTES).equals(c.segments[i]!.header)) {
+        return `segment ${i} was opened, sealed or freed after the checkpoint`
+      }
+    }
+    const segments = readSegmentTable(this.domain, sb)
+    let newest = -1
+    for (const s of segments) {
+      const saved = c.segments[s.index]!
+      const start = segmentDataOffset(s.index, sb.segmentBytes)
+      const end = segmentEndOffset(s.index, sb.segmentBytes)
+      if (s.header === undefined ? saved.dataEnd !== start : !(saved.dataEnd >= start && saved.dataEnd <= end)) {
+        return `the checkpoint's end of segment ${s.index} is impossible`
+      }
+      s.dataEnd = saved.dataEnd
+      s.lastSeq = saved.lastSeq
+      s.liveBytes = saved.liveBytes
+      s.deadRecords = saved.deadRecords
+      if (s.header !== undefined && (newest < 0 || s.header.segmentSeq > segments[newest]!.header!.segmentSeq)) newest = s.index
+    }
+    if (newest !== c.head) return 'the checkpoint names another head segment'
+    if (newest >= 0) {
+      const head = segments[newest]!
+      const end = segmentEndOffset(newest, sb.segmentBytes)
+      const view = this.domain.view(head.dataEnd, end - head.dataEnd)
+      if (nonZeroEnd(view, 0, view.length) !== 0) return 'the log continues after the checkpoint (batches were written or torn after it)'
+    }
+    try {
+      const index = KeyIndex.fromSnapshot(this, c.index.entries, c.index.size)
+      const tombstones = KeyIndex.fromSnapshot(this, c.tombstones.entries, c.tombstones.size)
+      return { checkpoint: c, segments, index, tombstones }
+    } catch (error) {
+      return (error as Error).message
+    }
+  }
+
+  /**
+   * The index checkpoint of the log as it is now (format/checkpoint.ts), for
+   * the caller to keep beside the daxfile at a clean close. Nothing is
+   * written to the daxfile.
+   */
+  checkpoint(): Buffer {
+    const sb = this.superblock
+    return encodeCheckpoint({
+      fileId: sb.fileId,
+      createdMs: sb.createdMs,
+      updateCounter: sb.updateCounter,
+      segmentBytes: sb.segmentBytes,
+      head: this.#head,
+      nextBatchSeq: this.#nextBatchSeq,
+      nextSegmentSeq: this.#nextSegmentSeq,
+      segments: this.#segments.map((s) => ({
+        header: this.domain.view(segmentHeaderOffset(s.index, sb.segmentBytes), SEGMENT_HEADER_BYTES),
+        dataEnd: s.dataEnd,
+        lastSeq: s.lastSeq,
+        liveBytes: s.liveBytes,
+        deadRecords: s.deadRecords,
+      })),
+      index: this.index.snapshot(),
+      tombstones: this.#tombstones.snapshot(),
+    })
   }
 
   /** Validates the superblock of `domain`, recovers the log, and returns the store. */
@@ -797,4 +913,18 @@ function blankSegment(index: number, segmentBytes = 0): SegmentState {
 /** Start of the last cache line that [at, at + length) touches. */
 function lastLineStart(at: number, length: number): number {
   return Math.max(at, Math.floor((at + length - 1) / CACHE_LINE_BYTES) * CACHE_LINE_BYTES)
+}
+
+/** Why a validated log is not the one `checkpoint` describes, or undefined when it is. */
+function sameLog(log: RecoveryResult, checkpoint: Checkpoint, segments: readonly SegmentState[]): string | undefined {
+  if (log.head !== checkpoint.head || log.nextBatchSeq !== checkpoint.nextBatchSeq || log.nextSegmentSeq !== checkpoint.nextSegmentSeq) {
+    return `the log ends at batch ${log.nextBatchSeq - 1}, the checkpoint at batch ${checkpoint.nextBatchSeq - 1}`
+  }
+  for (const s of log.segments) {
+    const saved = segments[s.index]
+    if (saved === undefined || saved.dataEnd !== s.dataEnd || saved.lastSeq !== s.lastSeq) {
+      return `segment ${s.index} holds other batches than the checkpoint records`
+    }
+  }
+  return undefined
 }

@@ -44,6 +44,14 @@ export interface RecoveryReport {
   /** The superblock copy (0 or 1) found damaged and rewritten from the other, if any. */
   readonly superblockRepaired: 0 | 1 | undefined
   readonly durationMs: number
+  /**
+   * 'log' when the log was replayed; 'checkpoint' when the index was loaded
+   * from the checkpoint of the last clean close (nothing was scanned: the
+   * counts above are 0). `db.verify()` replays the whole log either way.
+   */
+  readonly source: 'log' | 'checkpoint'
+  /** Why a checkpoint file that was present could not be used (the log was replayed instead). */
+  readonly checkpointRejected: string | undefined
 }
 
 export interface RecoveryResult {
@@ -73,33 +81,19 @@ export type RecordVisitor = (type: number, location: number, bytes: number) => v
  * recovery leaves an image that recovers to the same state. (The caller
  * makes the whole file durable before recovery: see LogStore.) With
  * `repair: false` it writes nothing and only reports (used by verify).
+ * Without `visit` it validates every batch (checksums, sequence, sealed
+ * tails) and records where the log ends without reading the records: what
+ * an open from an index checkpoint needs.
  */
 export function recover(
   domain: PersistenceDomain,
   superblock: Superblock,
-  visit: RecordVisitor,
+  visit: RecordVisitor | undefined,
   options: { readonly repair: boolean } = { repair: true },
 ): RecoveryResult {
   const started = performance.now()
-  const { segmentBytes, segmentCount, fileId } = superblock
-  const segments: SegmentState[] = []
-  for (let index = 0; index < segmentCount; index++) {
-    const headerAt = segmentHeaderOffset(index, segmentBytes)
-    const headerView = domain.view(headerAt, SEGMENT_HEADER_BYTES)
-    const header = decodeSegmentHeader(headerView, fileId, index)
-    const dataStart = segmentDataOffset(index, segmentBytes)
-    // A segment without a valid header is free if it says so (freed by
-    // compaction) or holds no batch (never used, or its header was torn
-    // while being opened: segments are zeroed before their header is
-    // written). Anything else is a damaged header over live data.
-    if (header === undefined && headerView.readDoubleLE(0) !== SEGMENT_FREE_MARK && !isZero(domain.view(dataStart, BATCH_HEADER_BYTES), 0, BATCH_HEADER_BYTES)) {
-      throw new DaxKVError(
-        ErrorCode.CORRUPTION,
-        `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Restore the file from a backup`,
-      )
-    }
-    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadRecords: 0 })
-  }
+  const { segmentBytes } = superblock
+  const segments = readSegmentTable(domain, superblock)
   const inUse = segments.filter((s) => s.header !== undefined).sort((a, b) => a.header!.segmentSeq - b.header!.segmentSeq)
 
   let batches = 0
@@ -143,11 +137,13 @@ export function recover(
         endReason = check.end
         break
       }
-      const batchStart = start + pos
-      const batchView = view.subarray(pos, pos + check.length)
-      forEachRecord(batchView, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
-        visit(type, batchStart + recordOffset, recordBytes(keyBytes, valueBytes))
-      })
+      if (visit !== undefined) {
+        const batchStart = start + pos
+        const batchView = view.subarray(pos, pos + check.length)
+        forEachRecord(batchView, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
+          visit(type, batchStart + recordOffset, recordBytes(keyBytes, valueBytes))
+        })
+      }
       batches++
       records += check.recordCount
       pos += check.length
@@ -195,6 +191,36 @@ export function recover(
       tornTail,
       superblockRepaired: undefined,
       durationMs: performance.now() - started,
+      source: 'log',
+      checkpointRejected: undefined,
     },
   }
+}
+
+/**
+ * Decodes every segment header: the segment table with each segment empty
+ * (dataEnd at its data start). Throws DAXKV_CORRUPTION for a damaged header
+ * over data. Writes nothing.
+ */
+export function readSegmentTable(domain: PersistenceDomain, superblock: Superblock): SegmentState[] {
+  const { segmentBytes, segmentCount, fileId } = superblock
+  const segments: SegmentState[] = []
+  for (let index = 0; index < segmentCount; index++) {
+    const headerAt = segmentHeaderOffset(index, segmentBytes)
+    const headerView = domain.view(headerAt, SEGMENT_HEADER_BYTES)
+    const header = decodeSegmentHeader(headerView, fileId, index)
+    const dataStart = segmentDataOffset(index, segmentBytes)
+    // A segment without a valid header is free if it says so (freed by
+    // compaction) or holds no batch (never used, or its header was torn
+    // while being opened: segments are zeroed before their header is
+    // written). Anything else is a damaged header over live data.
+    if (header === undefined && headerView.readDoubleLE(0) !== SEGMENT_FREE_MARK && !isZero(domain.view(dataStart, BATCH_HEADER_BYTES), 0, BATCH_HEADER_BYTES)) {
+      throw new DaxKVError(
+        ErrorCode.CORRUPTION,
+        `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Restore the file from a backup`,
+      )
+    }
+    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadRecords: 0 })
+  }
+  return segments
 }

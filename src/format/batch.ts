@@ -130,10 +130,12 @@ function recordsWellFormed(view: Buffer, length: number, recordCount: number): b
   let pos = BATCH_HEADER_BYTES
   for (let i = 0; i < recordCount; i++) {
     if (pos + RECORD_HEADER_BYTES > length) return false
-    const type = view[pos]
-    const valueBytes = view.readUInt32LE(pos + 4)
+    // Plain indexing: this loop runs once per record at every open.
+    const type = view[pos]!
+    const keyBytes = view[pos + 2]! | (view[pos + 3]! << 8)
+    const valueBytes = (view[pos + 4]! | (view[pos + 5]! << 8) | (view[pos + 6]! << 16)) + view[pos + 7]! * 0x1000000
     if ((type !== RECORD_PUT && type !== RECORD_DEL) || (type === RECORD_DEL && valueBytes !== 0)) return false
-    pos += recordBytes(view.readUInt16LE(pos + 2), valueBytes)
+    pos += recordBytes(keyBytes, valueBytes)
   }
   return pos === length
 }

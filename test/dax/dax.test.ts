@@ -77,7 +77,7 @@ describe.skipIf(daxDir === undefined)(`on a DAX mount (${daxDir ?? SKIP_MESSAGE}
     const before = db.stats()
     await db.close()
 
-    db = await open(file, { create: false })
+    db = await open(file, { create: false, indexCheckpoint: false })
     try {
       expect(db.mode).toBe('dax')
       expect([...db.range()]).toEqual([

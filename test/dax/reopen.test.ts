@@ -23,8 +23,9 @@ interface Expectation {
   readonly keys: number
 }
 
-async function reopen(): Promise<DaxKV<DatasetValue>> {
-  const db = await open<DatasetValue>(file, { create: false, mode: 'dax' })
+/** Opens the store; the log is replayed (the index checkpoint is not read) unless `checkpoint`. */
+async function reopen(checkpoint = false): Promise<DaxKV<DatasetValue>> {
+  const db = await open<DatasetValue>(file, { create: false, mode: 'dax', indexCheckpoint: checkpoint })
   expect(db.mode).toBe('dax')
   expect(db.stats().statxDax).toBe(true)
   return db
@@ -95,6 +96,17 @@ describe.skipIf(daxDir === undefined)(`a daxfile reopened across boots (${daxDir
       checkDataset(again)
     } finally {
       await again.close()
+    }
+    // An open that keeps an index checkpoint writes one at its clean close; the next open loads it.
+    await (await reopen(true)).close()
+    const fromCheckpoint = await reopen(true)
+    try {
+      expect(fromCheckpoint.recovery.source).toBe('checkpoint')
+      expect(fromCheckpoint.count).toBe(after.keys)
+      checkDataset(fromCheckpoint)
+      expect(fromCheckpoint.verify().problems).toEqual([])
+    } finally {
+      await fromCheckpoint.close()
     }
     fs.writeFileSync(expectationFile, JSON.stringify(after))
   })

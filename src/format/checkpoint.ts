@@ -1,0 +1,157 @@
+import { native } from '../platform/native.js'
+import { SEGMENT_HEADER_BYTES } from './constants.js'
+
+/**
+ * The index checkpoint: a side file (`<daxfile>.index`) written at a clean
+ * close, holding what recovery would rebuild from the log (the hash tables
+ * of the index and of the tombstones, and the per-segment accounting)
+ * together with the exact log state it describes. Open loads it instead of
+ * replaying the log when the log is provably unchanged since: every segment
+ * header is byte-for-byte the one recorded, and the head segment holds
+ * nothing but zeros after the recorded end. Any commit changes one of
+ * those (it moves the head's end, or opens, seals or frees a segment), so a
+ * stale checkpoint can never be taken for a current one. The file is not
+ * part of the daxfile: losing it, or any damage to it, costs one full log
+ * replay and nothing else. See docs/format.md, "Index checkpoint".
+ *
+ * Layout (little-endian; f64 for counters, which stay below 2^53):
+ *    0  magic "DAXKVCKP"                              8
+ *    8  version u32, segmentCount u32
+ *   16  fileId f64, createdMs f64, updateCounter f64
+ *   40  segmentBytes u32, head i32 (-1: empty log)
+ *   48  nextBatchSeq f64, nextSegmentSeq f64
+ *   64  index size u32, index slots u32, tombstone size u32, tombstone slots u32
+ *   80  per segment: its 64-byte header as in the daxfile, then dataEnd,
+ *       lastSeq, liveBytes, deadRecords (f64 each): 96 bytes
+ *       the index table (slots x 8 bytes), then the tombstone table
+ *  end  crc32c u32 of everything before it
+ */
+export const CHECKPOINT_MAGIC = Buffer.from('DAXKVCKP', 'latin1')
+export const CHECKPOINT_VERSION = 1
+const FIXED_BYTES = 80
+const SEGMENT_ENTRY_BYTES = SEGMENT_HEADER_BYTES + 32
+
+/** Per-segment facts a checkpoint records. */
+export interface CheckpointSegment {
+  /** The segment's 64 header bytes as they are in the daxfile. */
+  readonly header: Uint8Array
+  readonly dataEnd: number
+  readonly lastSeq: number
+  readonly liveBytes: number
+  readonly deadRecords: number
+}
+
+/** One of the two hash tables: `entries` as KeyIndex keeps them, `size` keys in it. */
+export interface CheckpointTable {
+  readonly entries: Int32Array
+  readonly size: number
+}
+
+export interface Checkpoint {
+  readonly fileId: number
+  readonly createdMs: number
+  readonly updateCounter: number
+  readonly segmentBytes: number
+  readonly head: number
+  readonly nextBatchSeq: number
+  readonly nextSegmentSeq: number
+  readonly segments: readonly CheckpointSegment[]
+  readonly index: CheckpointTable
+  readonly tombstones: CheckpointTable
+}
+
+export function encodeCheckpoint(c: Checkpoint): Buffer {
+  const count = c.segments.length
+  const tablesAt = FIXED_BYTES + count * SEGMENT_ENTRY_BYTES
+  const total = tablesAt + c.index.entries.byteLength + c.tombstones.entries.byteLength + 4
+  const buf = Buffer.allocUnsafe(total)
+  CHECKPOINT_MAGIC.copy(buf, 0)
+  buf.writeUInt32LE(CHECKPOINT_VERSION, 8)
+  buf.writeUInt32LE(count, 12)
+  buf.writeDoubleLE(c.fileId, 16)
+  buf.writeDoubleLE(c.createdMs, 24)
+  buf.writeDoubleLE(c.updateCounter, 32)
+  buf.writeUInt32LE(c.segmentBytes, 40)
+  buf.writeInt32LE(c.head, 44)
+  buf.writeDoubleLE(c.nextBatchSeq, 48)
+  buf.writeDoubleLE(c.nextSegmentSeq, 56)
+  buf.writeUInt32LE(c.index.size, 64)
+  buf.writeUInt32LE(c.index.entries.length / 2, 68)
+  buf.writeUInt32LE(c.tombstones.size, 72)
+  buf.writeUInt32LE(c.tombstones.entries.length / 2, 76)
+  let at = FIXED_BYTES
+  for (const s of c.segments) {
+    if (s.header.length !== SEGMENT_HEADER_BYTES) throw new RangeError('a segment header is 64 bytes')
+    buf.set(s.header, at)
+    buf.writeDoubleLE(s.dataEnd, at + 64)
+    buf.writeDoubleLE(s.lastSeq, at + 72)
+    buf.writeDoubleLE(s.liveBytes, at + 80)
+    buf.writeDoubleLE(s.deadRecords, at + 88)
+    at += SEGMENT_ENTRY_BYTES
+  }
+  for (const table of [c.index.entries, c.tombstones.entries]) {
+    buf.set(new Uint8Array(table.buffer, table.byteOffset, table.byteLength), at)
+    at += table.byteLength
+  }
+  buf.writeUInt32LE(native.crc32c(buf, 0, at), at)
+  return buf
+}
+
+/**
+ * Decodes a checkpoint, or returns why it cannot be used. Only the file's
+ * own consistency is checked here; whether it describes the daxfile as it
+ * is now is the store's question (LogStore compares it with the log).
+ */
+export function decodeCheckpoint(buf: Buffer): { ok: true; checkpoint: Checkpoint } | { ok: false; reason: string } {
+  if (buf.length < FIXED_BYTES + 4 || !buf.subarray(0, 8).equals(CHECKPOINT_MAGIC)) return { ok: false, reason: 'not a daxkv index checkpoint' }
+  if (buf.readUInt32LE(8) !== CHECKPOINT_VERSION) return { ok: false, reason: `checkpoint version ${buf.readUInt32LE(8)}` }
+  const count = buf.readUInt32LE(12)
+  const indexSlots = buf.readUInt32LE(68)
+  const tombstoneSlots = buf.readUInt32LE(76)
+  const tablesAt = FIXED_BYTES + count * SEGMENT_ENTRY_BYTES
+  const end = tablesAt + 8 * (indexSlots + tombstoneSlots)
+  if (end + 4 !== buf.length) return { ok: false, reason: `checkpoint is ${buf.length} bytes, its header implies ${end + 4}` }
+  if (buf.readUInt32LE(end) !== native.crc32c(buf, 0, end)) return { ok: false, reason: 'checkpoint checksum mismatch' }
+  const powerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0
+  if (!powerOfTwo(indexSlots) || !powerOfTwo(tombstoneSlots)) return { ok: false, reason: 'checkpoint table sizes are not powers of two' }
+  const segments: CheckpointSegment[] = []
+  let at = FIXED_BYTES
+  for (let i = 0; i < count; i++) {
+    segments.push({
+      header: buf.subarray(at, at + SEGMENT_HEADER_BYTES),
+      dataEnd: buf.readDoubleLE(at + 64),
+      lastSeq: buf.readDoubleLE(at + 72),
+      liveBytes: buf.readDoubleLE(at + 80),
+      deadRecords: buf.readDoubleLE(at + 88),
+    })
+    at += SEGMENT_ENTRY_BYTES
+  }
+  // The tables are used in place when the bytes are 4-byte aligned in memory (a file read into its own
+  // allocation is), else copied once.
+  const table = (slots: number): Int32Array => {
+    const offset = buf.byteOffset + at
+    const entries =
+      offset % 4 === 0
+        ? new Int32Array(buf.buffer, offset, 2 * slots)
+        : new Int32Array(new Uint8Array(buf.subarray(at, at + 8 * slots)).buffer)
+    at += 8 * slots
+    return entries
+  }
+  const indexEntries = table(indexSlots)
+  const tombstoneEntries = table(tombstoneSlots)
+  return {
+    ok: true,
+    checkpoint: {
+      fileId: buf.readDoubleLE(16),
+      createdMs: buf.readDoubleLE(24),
+      updateCounter: buf.readDoubleLE(32),
+      segmentBytes: buf.readUInt32LE(40),
+      head: buf.readInt32LE(44),
+      nextBatchSeq: buf.readDoubleLE(48),
+      nextSegmentSeq: buf.readDoubleLE(56),
+      segments,
+      index: { entries: indexEntries, size: buf.readUInt32LE(64) },
+      tombstones: { entries: tombstoneEntries, size: buf.readUInt32LE(72) },
+    },
+  }
+}
