@@ -592,6 +592,8 @@ export async function open<V = any>(path: string, options: OpenOptions = {}): Pr
   const mode = modeFrom(options)
   let file: OpenedFile | undefined
   if (!fs.existsSync(path) && options.create !== false) {
+    // A checkpoint left by a daxfile that was deleted would only be refused at the next close.
+    removeQuietly(checkpointPath(path))
     const geometry = chooseGeometry(
       parseSize(options.size ?? DEFAULT_SIZE),
       options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize'),

@@ -222,6 +222,7 @@ export function formatReport(report: CrashTestReport): string {
     lines.push(
       `  process kill (${k.mode} mode): ${count(k.rounds, 'round')}, ${k.roundsKilled} killed, ${k.roundsInterrupted} with steps in flight, ` +
         `${count(k.stepsAcknowledged, 'step')} acknowledged, in-flight steps ${k.inFlightApplied} applied / ${k.inFlightNotApplied} not, ` +
+        `${k.reopensFromCheckpoint} reopened from the index checkpoint, ` +
         `${count(k.files, 'daxfile')}, ${count(k.violations.length, 'violation')}, ${seconds(k.durationMs)}`,
     )
   }

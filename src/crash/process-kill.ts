@@ -78,6 +78,8 @@ export interface KillCampaignResult {
   /** In-flight steps the recovered state shows as applied, and as not applied. */
   inFlightApplied: number
   inFlightNotApplied: number
+  /** Reopens that loaded the index checkpoint of the previous clean close (the log was unchanged) rather than replaying the log. */
+  reopensFromCheckpoint: number
   readonly violations: KillViolation[]
   durationMs: number
 }
@@ -105,6 +107,8 @@ export interface RoundCheck {
   /** How many in-flight steps the recovered state has applied (-1 when it matches no allowed state). */
   readonly applied: number
   readonly problem: Judgement | undefined
+  /** Whether the reopen loaded the index checkpoint (the child died before changing the log) instead of replaying the log. */
+  readonly fromCheckpoint: boolean
 }
 
 const READY_TIMEOUT_MS = 30_000
@@ -137,6 +141,7 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
     stepsAcknowledged: 0,
     inFlightApplied: 0,
     inFlightNotApplied: 0,
+    reopensFromCheckpoint: 0,
     violations: [],
     durationMs: 0,
   }
@@ -175,11 +180,12 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
     else fs.rmSync(beforeCheck, { force: true })
     const childFailure = run.ended === 'failed' ? `the child failed: ${firstLine(run.stderr)}` : undefined
     const check: RoundCheck = childFailure !== undefined && !fs.existsSync(file)
-      ? { state: undefined, acknowledged: 0, inFlight: [], applied: -1, problem: { invariant: '(4) the store opens', explanation: childFailure } }
+      ? { state: undefined, acknowledged: 0, inFlight: [], applied: -1, problem: { invariant: '(4) the store opens', explanation: childFailure }, fromCheckpoint: false }
       : await checkRecovered({ file, mode, seed, base, acks })
     result.rounds++
     if (run.ended === 'killed') result.roundsKilled++
     if (check.inFlight.length > 0) result.roundsInterrupted++
+    if (check.fromCheckpoint) result.reopensFromCheckpoint++
     result.stepsIssued += acks.issued.length
     result.stepsAcknowledged += check.acknowledged
     if (check.applied >= 0) {
@@ -333,17 +339,20 @@ export async function checkRecovered(input: {
   const acked: State = new Map(input.base)
   for (const step of ackedSteps) applyStep(acked, step)
   const inFlightIndices = inFlight.map((s) => s.index)
+  let fromCheckpoint = false
   const outcome = (state: State | undefined, applied: number, problem: Judgement | undefined): RoundCheck => ({
     state,
     acknowledged: ackedSteps.length,
     inFlight: inFlightIndices,
     applied,
     problem,
+    fromCheckpoint,
   })
   let db: DaxKV<Buffer>
   try {
     // No background compaction: the check should find the file as recovery left it.
     db = await open<Buffer>(input.file, { ...KILL_DB_OPTIONS, mode: input.mode, create: false, backgroundCompaction: false })
+    fromCheckpoint = db.recovery.source === 'checkpoint'
   } catch (error) {
     return outcome(undefined, -1, { invariant: '(4) the store opens', explanation: `reopening after the kill threw: ${String(error)}` })
   }

@@ -21,7 +21,7 @@ afterAll(() => {
 function summary(r: KillCampaignResult): string {
   return `seed ${r.seed} (${r.mode}): ${r.rounds} rounds, ${r.roundsKilled} killed, ${r.roundsInterrupted} with steps in flight, ` +
     `${r.files} files, ${r.stepsIssued} steps issued, ${r.stepsAcknowledged} acknowledged, in flight: ${r.inFlightApplied} applied, ` +
-    `${r.inFlightNotApplied} not applied, ${r.violations.length} violations, ${Math.round(r.durationMs)} ms (replay: DAXKV_TEST_SEED=${r.seed})` +
+    `${r.inFlightNotApplied} not applied, ${r.reopensFromCheckpoint} reopened from the index checkpoint, ${r.violations.length} violations, ${Math.round(r.durationMs)} ms (replay: DAXKV_TEST_SEED=${r.seed})` +
     r.violations.map((v) => `\n  ${v.invariant}: ${v.explanation}`).join('')
 }
 
