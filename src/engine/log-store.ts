@@ -641,12 +641,19 @@ export class LogStore implements KeyReader {
     } else {
       // Step 1: write header and records; the marker word stays zero.
       domain.write(at, this.#scratch.subarray(0, length))
+      // On cache-line hardware each of steps 2 and 4 is one persist (flush
+      // and fence in one call); the fault switches need them apart.
+      const persistEach = domain.orderedMarker && !faults.skipDataDrain && !faults.flushOneLineShort && !faults.skipMarkerDrain
       if (this.durable) {
-        domain.flush(at, faults.flushOneLineShort ? lastLineStart(at, length) - at : length)
         // Step 2: on cache-line hardware the data must be durable before the
         // marker can be. Crash: if we die before this drain, the marker is
-        // still zero, so recovery ends the log before this batch.
-        if (domain.orderedMarker && !faults.skipDataDrain) domain.drain()
+        // still zero, so recovery ends the log before this batch. In msync
+        // mode the flush only widens the range the drain of step 4 syncs.
+        if (persistEach) domain.persist(at, length)
+        else {
+          domain.flush(at, faults.flushOneLineShort ? lastLineStart(at, length) - at : length)
+          if (domain.orderedMarker && !faults.skipDataDrain) domain.drain()
+        }
       }
       // Step 3: the commit marker, one aligned 8-byte store of seq.
       domain.writeMarker(at + MARKER_OFFSET, seq)
@@ -654,8 +661,11 @@ export class LogStore implements KeyReader {
         // Step 4: persist the marker. Once this drain returns the batch is
         // committed; a crash before it leaves either no marker or (msync
         // mode) a marker whose batch the checksum still has to accept.
-        domain.flush(at + MARKER_OFFSET, MARKER_BYTES)
-        if (!faults.skipMarkerDrain) domain.drain()
+        if (persistEach) domain.persist(at + MARKER_OFFSET, MARKER_BYTES)
+        else {
+          domain.flush(at + MARKER_OFFSET, MARKER_BYTES)
+          if (!faults.skipMarkerDrain) domain.drain()
+        }
       }
     }
     if (this.durable) this.#unpersistedFrom = at + length
@@ -685,28 +695,35 @@ export class LogStore implements KeyReader {
     index: KeyIndex = this.index,
     tombstones: KeyIndex = this.#tombstones,
   ): void {
-    const segmentBytes = this.superblock.segmentBytes
-    const seg = (at: number): SegmentState => (segments[Math.floor(at / segmentBytes)] ??= blankSegment(Math.floor(at / segmentBytes)))
     const live = segments === this.#segments
     const hash = this.keyHashAt(location)
     // The record supersedes the key's previous put and its previous tombstone, if any.
     const previous = type === RECORD_PUT ? index.set(location, hash) : index.delete(location, hash)
     const tombstone = type === RECORD_DEL ? tombstones.set(location, hash) : tombstones.delete(location, hash)
-    for (const superseded of [previous, tombstone]) {
-      if (superseded === undefined) continue
-      const s = seg(superseded)
-      const dead = this.#recordBytesAt(superseded)
-      s.liveBytes -= dead
-      s.deadRecords++
-      if (live) this.#liveTotal -= dead
-    }
-    seg(location).liveBytes += bytes
+    if (previous !== undefined) this.#supersede(segments, previous, live)
+    if (tombstone !== undefined) this.#supersede(segments, tombstone, live)
+    this.#segmentOf(segments, location).liveBytes += bytes
     if (live) this.#liveTotal += bytes
   }
 
+  /** Counts the record at `location` as superseded in its segment. */
+  #supersede(segments: SegmentState[], location: number, live: boolean): void {
+    const s = this.#segmentOf(segments, location)
+    const dead = this.#recordBytesAt(location)
+    s.liveBytes -= dead
+    s.deadRecords++
+    if (live) this.#liveTotal -= dead
+  }
+
+  #segmentOf(segments: SegmentState[], location: number): SegmentState {
+    const index = Math.floor(location / this.superblock.segmentBytes)
+    return (segments[index] ??= blankSegment(index))
+  }
+
   #recordBytesAt(location: number): number {
-    const header = this.domain.view(location, RECORD_HEADER_BYTES)
-    return recordBytes(header.readUInt16LE(2), header.readUInt32LE(4))
+    const piece = this.domain.piece(location)
+    const at = location % MAP_PIECE_BYTES
+    return recordBytes(piece[at + 2]! | (piece[at + 3]! << 8), piece.readUInt32LE(at + 4))
   }
 
   /**

@@ -44,6 +44,9 @@ export function batchBytes(ops: readonly EncodedOp[]): number {
   return n
 }
 
+/** Keys up to this length are copied byte by byte: cheaper than a call into Buffer.write. */
+const SHORT_KEY_BYTES = 64
+
 /**
  * Lays out a batch into `out` from offset 0 with its marker word left zero,
  * and returns its length. `recordOffsets[i]` receives op i's record offset
@@ -57,15 +60,22 @@ export function encodeBatch(out: Buffer, seq: number, ops: readonly EncodedOp[],
     const keyBytes = op.key.length
     const valueBytes = op.value === undefined ? 0 : op.value.length
     recordOffsets[i] = pos
+    // Plain byte stores: this runs for every record written.
     out[pos] = op.type
     out[pos + 1] = 0
-    out.writeUInt16LE(keyBytes, pos + 2)
-    out.writeUInt32LE(valueBytes, pos + 4)
-    out.write(op.key, pos + RECORD_HEADER_BYTES, keyBytes, 'latin1')
-    if (op.value !== undefined) out.set(op.value, pos + RECORD_HEADER_BYTES + keyBytes)
-    const end = pos + RECORD_HEADER_BYTES + keyBytes + valueBytes
+    out[pos + 2] = keyBytes & 0xff
+    out[pos + 3] = keyBytes >>> 8
+    out[pos + 4] = valueBytes & 0xff
+    out[pos + 5] = (valueBytes >>> 8) & 0xff
+    out[pos + 6] = (valueBytes >>> 16) & 0xff
+    out[pos + 7] = valueBytes >>> 24
+    const keyAt = pos + RECORD_HEADER_BYTES
+    if (keyBytes <= SHORT_KEY_BYTES) for (let k = 0; k < keyBytes; k++) out[keyAt + k] = op.key.charCodeAt(k)
+    else out.write(op.key, keyAt, keyBytes, 'latin1')
+    if (op.value !== undefined) out.set(op.value, keyAt + keyBytes)
+    const end = keyAt + keyBytes + valueBytes
     const next = align8(end)
-    out.fill(0, end, next)
+    for (let z = end; z < next; z++) out[z] = 0
     pos = next
   }
   out.fill(0, MARKER_OFFSET, MARKER_OFFSET + 8)

@@ -148,8 +148,9 @@ export class MappedDomain implements PersistenceDomain {
       else this.#io('msync', () => this.#msyncRange(offset, offset + length))
       return
     }
-    this.flush(offset, length)
-    native.drain()
+    // One native call: flush and fence together (the commit protocol persists twice per batch).
+    const piece = this.#piece(offset, length)
+    native.persist(this.#pieces[piece]!, offset - piece * MAP_PIECE_BYTES, length)
   }
 
   persistAll(): void {
