@@ -1,9 +1,10 @@
 /**
- * The index checkpoint (`<daxfile>.index`): a clean close writes it, the
- * next open loads the index from it instead of replaying the log, and any
- * sign that the log moved on since (a crash after more writes, a torn
- * batch, compaction, growth), or any damage to the file, makes open replay
- * the log instead. The state must be the same either way.
+ * The index checkpoint (`<daxfile>.index`): a clean close writes it, and the
+ * next open loads the index from it and replays only the batches written
+ * after it (none after a clean close; after a crash, what the crashed run
+ * appended, cleaned or grew). A checkpoint that is damaged, foreign, or
+ * newer than the log makes open replay the whole log. The state must be the
+ * one a whole replay gives, every time.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -12,7 +13,7 @@ import { checkpointPath } from '../src/db.js'
 import { SEGMENT_MAGIC } from '../src/format/constants.js'
 import { segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
 import { readU64 } from '../src/format/u64.js'
-import { open, type DaxKV, type OpenOptions } from '../src/index.js'
+import { open, type DaxKV, type OpenOptions, type RecoveryReport } from '../src/index.js'
 import { below, entries, random, seedNote, SEED, tempDir } from './helpers.js'
 
 const OPTIONS: OpenOptions = { size: '1MiB', segmentSize: '64KiB', backgroundCompaction: false, valueEncoding: 'utf8' }
@@ -105,84 +106,109 @@ describe('index checkpoint', () => {
     await db.close()
   })
 
-  it('after a crash that followed more writes, the stale checkpoint is refused and the log replayed', async () => {
+  it('after a crash that followed more writes, only the batches written after the checkpoint are replayed', async () => {
     const { file, model } = await storeWithHistory()
     const db = await open<string>(file, OPTIONS)
     expect(db.recovery.source).toBe('checkpoint')
-    // Writes into the head segment only: the headers stay as recorded, the head's end moves.
     db.putSync('after', 'the checkpoint')
     model.set('after', 'the checkpoint')
-    db.delSync(sorted(model)[0]![0])
-    model.delete(sorted(model)[0]![0])
+    const first = sorted(model)[0]![0]
+    db.delSync(first)
+    model.delete(first)
     const copy = crashCopy(file)
     await db.close()
-    const crashed = await open<string>(copy, OPTIONS)
-    expect(crashed.recovery.source).toBe('log')
-    expect(crashed.recovery.checkpointRejected).toMatch(/log continues after the checkpoint/)
-    expect(entries(crashed), seedNote()).toEqual(sorted(model))
-    // The refused checkpoint is gone, and a clean close writes a current one.
-    expect(fs.existsSync(checkpointPath(copy))).toBe(false)
-    await crashed.close()
-    const again = await open<string>(copy, OPTIONS)
-    expect(again.recovery.source).toBe('checkpoint')
-    expect(entries(again), seedNote()).toEqual(sorted(model))
-    await again.close()
+    const crashed = await expectSameAsReplay(copy, model)
+    expect(crashed.source).toBe('checkpoint')
+    expect(crashed.recordsReplayed).toBe(2)
   })
 
-  it('a segment opened, sealed or freed after the checkpoint makes it stale', async () => {
+  it('cleaning, reuse and growth after the checkpoint: the rest of the log replays onto it to the state a whole replay gives', async () => {
     const { file, model } = await storeWithHistory()
     const db = await open<string>(file, OPTIONS)
     expect(db.recovery.source).toBe('checkpoint')
-    const result = await db.compact()
-    expect(result.segmentsCleaned, seedNote()).toBeGreaterThan(0)
-    const copy = crashCopy(file)
-    await db.close()
-    const crashed = await open<string>(copy, OPTIONS)
-    expect(crashed.recovery.source).toBe('log')
-    expect(crashed.recovery.checkpointRejected).toMatch(/segment \d+ was opened, sealed or freed|log continues/)
-    expect(entries(crashed), seedNote()).toEqual(sorted(model))
-    await crashed.close()
-  })
-
-  it('growth after the checkpoint makes it stale', async () => {
-    const file = path.join(tempDir('/dev/shm'), 'db.dax')
-    let db = await open<string>(file, { ...OPTIONS, size: '256KiB' })
-    db.putSync('a', 'b')
-    await db.close()
-    db = await open<string>(file, { ...OPTIONS, size: '256KiB' })
-    expect(db.recovery.source).toBe('checkpoint')
-    const model = new Map<string, string>([['a', 'b']])
-    for (let i = 0; i < 300; i++) {
-      db.putSync(`grow${i}`, 'g'.repeat(1000))
-      model.set(`grow${i}`, 'g'.repeat(1000))
+    const before = db.stats()
+    const first = await db.compact()
+    expect(first.segmentsCleaned, seedNote()).toBeGreaterThan(0)
+    churn(db, model, SEED + 3, 600)
+    // More live data than the file holds: it grows.
+    for (let i = 0; i < 800; i++) {
+      db.putSync(`bulk${i}`, `${i}`.padEnd(1200, 'b'))
+      model.set(`bulk${i}`, `${i}`.padEnd(1200, 'b'))
     }
-    expect(db.stats().fileBytes).toBeGreaterThan(256 * 1024)
+    await db.compact()
+    churn(db, model, SEED + 4, 200)
+    // Freed segments were reused, and the file grew.
+    expect(db.stats().compactions, seedNote()).toBeGreaterThan(1)
+    expect(db.stats().fileBytes, seedNote()).toBeGreaterThan(before.fileBytes)
     const copy = crashCopy(file)
     await db.close()
-    const crashed = await open<string>(copy, OPTIONS)
-    expect(crashed.recovery.source).toBe('log')
-    expect(entries(crashed)).toEqual(sorted(model))
-    await crashed.close()
+    const crashed = await expectSameAsReplay(copy, model)
+    expect(crashed.source).toBe('checkpoint')
+    expect(crashed.recordsReplayed).toBeGreaterThan(600)
   })
 
-  it('a batch torn after the recorded end is found: the log is replayed and the torn bytes cut', async () => {
+  it('random runs of writes, cleaning, clean closes and crashes: every open from a checkpoint equals a whole replay', async () => {
+    const next = random(SEED + 5)
+    let file = path.join(tempDir('/dev/shm'), 'db.dax')
+    const options: OpenOptions = { ...OPTIONS, size: '256KiB' }
+    let db = await open<string>(file, options)
+    const model = new Map<string, string>()
+    const seen = { clean: 0, resumed: 0, replayed: 0 }
+    for (let round = 0; round < 60; round++) {
+      churn(db, model, SEED + 100 + round, below(next, 150))
+      if (next() < 0.4) await db.compact()
+      if (next() < 0.5) {
+        await db.close()
+        db = await open<string>(file, options)
+        expect(db.recovery.source, seedNote(`round ${round}`)).toBe('checkpoint')
+        expect(db.recovery.recordsReplayed).toBe(0)
+        seen.clean++
+      } else {
+        const copy = crashCopy(file)
+        await db.close()
+        const report = await expectSameAsReplay(copy, model, `round ${round}`)
+        if (report.source === 'checkpoint') seen.resumed++
+        else seen.replayed++
+        file = copy
+        db = await open<string>(file, options)
+      }
+      expect(entries(db), seedNote(`round ${round}`)).toEqual(sorted(model))
+    }
+    await db.close()
+    console.log(`checkpoint runs: ${JSON.stringify(seen)}`)
+    // Both kinds of open happened, and crashes were resumed from a checkpoint.
+    expect(seen.clean, seedNote(JSON.stringify(seen))).toBeGreaterThan(0)
+    expect(seen.resumed, seedNote(JSON.stringify(seen))).toBeGreaterThan(0)
+  })
+
+  it('a checkpoint newer than the log (the daxfile restored from an older copy) is refused', async () => {
     const { file, model } = await storeWithHistory()
-    // Where the log ends now, from a replay (which leaves the checkpoint alone: it writes none at close).
-    const probe = await open<string>(file, { ...OPTIONS, indexCheckpoint: false })
-    const head = probe.stats()
+    const older = path.join(tempDir('/dev/shm'), 'older.dax')
+    fs.copyFileSync(file, older)
+    const db = await open<string>(file, OPTIONS)
+    churn(db, new Map(model), SEED + 6, 50)
+    await db.close()
+    fs.copyFileSync(checkpointPath(file), checkpointPath(older))
+    const restored = await open<string>(older, OPTIONS)
+    expect(restored.recovery.source).toBe('log')
+    expect(restored.recovery.checkpointRejected).toMatch(/before the checkpoint|holds other batches|neither/)
+    expect(entries(restored), seedNote()).toEqual(sorted(model))
+    expect(restored.verify().problems.join('\n')).toBe('')
+    await restored.close()
+  })
+
+  it('a batch torn after the checkpoint is cut, and the checkpoint still used', async () => {
+    const { file, model } = await storeWithHistory()
+    const probe = await open<string>(file, OPTIONS)
+    const segmentBytes = probe.stats().segmentBytes
     await probe.close()
-    // The probe's close removed the checkpoint; write a current one.
-    await (await open<string>(file, OPTIONS)).close()
-    const checkpoint = fs.readFileSync(checkpointPath(file))
     // Bytes of a batch whose writer died before its marker: nonzero, invalid, right after the last batch.
+    const tailAt = findLogEnd(file, segmentBytes)
     const fd = fs.openSync(file, 'r+')
-    const tailAt = findLogEnd(file, head.segmentBytes)
     fs.writeSync(fd, Buffer.alloc(40, 0xa5), 0, 40, tailAt + 8)
     fs.closeSync(fd)
-    expect(fs.readFileSync(checkpointPath(file)).equals(checkpoint)).toBe(true)
     const db = await open<string>(file, OPTIONS)
-    expect(db.recovery.source).toBe('log')
-    expect(db.recovery.checkpointRejected).toMatch(/log continues/)
+    expect(db.recovery.source).toBe('checkpoint')
     expect(db.recovery.tornTail?.offset).toBe(tailAt)
     expect(entries(db), seedNote()).toEqual(sorted(model))
     expect(db.verify().problems.join('\n')).toBe('')
@@ -214,6 +240,31 @@ describe('index checkpoint', () => {
     }
   })
 })
+
+/**
+ * Opens `file` (with its checkpoint) and a copy of it without one (a whole
+ * replay), and checks that both give the model and the same accounting,
+ * and that the first verifies. Returns the first open's recovery report.
+ */
+async function expectSameAsReplay(file: string, model: Map<string, string>, context = ''): Promise<RecoveryReport> {
+  const plain = path.join(path.dirname(file), `replayed-${path.basename(file)}`)
+  fs.copyFileSync(file, plain)
+  const db = await open<string>(file, OPTIONS)
+  const replayed = await open<string>(plain, { ...OPTIONS, indexCheckpoint: false })
+  try {
+    expect(replayed.recovery.source).toBe('log')
+    const report = db.recovery
+    const note = seedNote(`${context}; opened from ${report.source}${report.checkpointRejected === undefined ? '' : ` (${report.checkpointRejected})`}`)
+    expect(entries(db), note).toEqual(sorted(model))
+    expect(state(db), note).toEqual(state(replayed))
+    expect(db.verify().problems.join('\n'), note).toBe('')
+    return report
+  } finally {
+    await db.close()
+    await replayed.close()
+    fs.rmSync(plain, { force: true })
+  }
+}
 
 /** File offset one past the last batch of the head segment (the in-use segment with the highest segmentSeq). */
 function findLogEnd(file: string, segmentBytes: number): number {

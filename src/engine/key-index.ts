@@ -127,6 +127,35 @@ export class KeyIndex {
     return previous
   }
 
+  /**
+   * Removes every entry whose location `drop` selects, without reading the
+   * records (they may have been overwritten), by rebuilding the table.
+   * Returns how many were removed.
+   */
+  removeWhere(drop: (location: number) => boolean): number {
+    const old = this.#entries
+    const entries = newEntries(old.length / 2)
+    const mask = this.#mask
+    let removed = 0
+    for (let i = 0; i < old.length; i += 2) {
+      const location = old[i]!
+      if (location === EMPTY) continue
+      if (drop(location)) {
+        removed++
+        continue
+      }
+      const hash = old[i + 1]!
+      let j = hash & mask
+      while (entries[2 * j] !== EMPTY) j = (j + 1) & mask
+      entries[2 * j] = location
+      entries[2 * j + 1] = hash
+    }
+    this.#entries = entries
+    this.#size -= removed
+    this.#sorted = undefined
+    return removed
+  }
+
   /** Keys inside the bounds in bytewise order (descending when `reverse`). */
   keys(lower: Bound | undefined, upper: Bound | undefined, reverse: boolean): Generator<string> {
     if (this.#sorted === undefined) {

@@ -11,7 +11,7 @@ import {
   SEGMENT_HEADER_BYTES,
   SUPERBLOCK_BYTES,
 } from '../format/constants.js'
-import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type EncodedOp } from '../format/batch.js'
+import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, recordBytes, type EncodedOp } from '../format/batch.js'
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
 import {
   SEGMENT_FREE_MARK,
@@ -25,7 +25,7 @@ import { decodeSuperblock, superblockOffset, type Superblock } from '../format/s
 import type { PersistenceDomain } from '../platform/domain.js'
 import { commitFaults } from './faults.js'
 import { KeyIndex, hashBytes, type KeyReader } from './key-index.js'
-import { readSegmentTable, recover, type RecoveryReport, type RecoveryResult, type SegmentState } from './recovery.js'
+import { recover, type RecoveryReport, type RecoveryResult, type SegmentState } from './recovery.js'
 import {
   BACKGROUND_GARBAGE_RATIO,
   FOREGROUND_UTILIZATION_MAX,
@@ -167,30 +167,38 @@ export class LogStore implements KeyReader {
     this.#superblockSlot = slot
     this.maxBatchBytes = superblock.segmentBytes - SEGMENT_HEADER_BYTES
     let checkpointRejected: string | undefined
-    const restored = options.checkpoint === undefined ? undefined : this.#matchCheckpoint(options.checkpoint, superblock)
-    if (typeof restored === 'string') checkpointRejected = restored
-    // The checkpoint passed the cheap checks: now validate the whole log as a replay would (checksums,
-    // sequence numbers, sealed tails; DAXKV_CORRUPTION as always), without reading its records, and
-    // take the checkpoint only if the log ends exactly where it says in every segment.
-    const validated = typeof restored === 'object' ? recover(domain, superblock, undefined) : undefined
-    if (typeof restored === 'object' && validated !== undefined) {
-      checkpointRejected = sameLog(validated, restored.checkpoint, restored.segments)
+    let tornTail: RecoveryReport['tornTail']
+    const start = options.checkpoint === undefined ? undefined : this.#checkpointStart(options.checkpoint, superblock)
+    let resumed: { result: RecoveryResult; start: CheckpointStart } | undefined
+    if (typeof start === 'string') checkpointRejected = start
+    else if (start !== undefined) {
+      // Validate the whole log as a replay does (checksums, sequence numbers,
+      // sealed tails; DAXKV_CORRUPTION as always) and apply to the
+      // checkpoint's index only the batches written after it.
+      const result = recover(
+        domain,
+        superblock,
+        (type, location, bytes) => this.#applyRecord(start.accounting, type, location, bytes, start.index, start.tombstones),
+        { repair: true, fromSeq: start.checkpoint.nextBatchSeq },
+      )
+      tornTail = result.report.tornTail
+      checkpointRejected = continuesCheckpoint(result, start)
+      if (checkpointRejected === undefined) resumed = { result, start }
     }
-    if (typeof restored === 'object' && validated !== undefined && checkpointRejected === undefined) {
-      const { segments } = restored
-      this.index = restored.index
-      this.#tombstones = restored.tombstones
-      this.#segments = segments
-      this.#head = validated.head
-      this.#nextBatchSeq = validated.nextBatchSeq
-      this.#nextSegmentSeq = validated.nextSegmentSeq
-      this.recovery = {
-        ...validated.report,
-        superblockRepaired: repairedSlot,
-        durationMs: performance.now() - started,
-        source: 'checkpoint',
-        checkpointRejected: undefined,
+    if (resumed !== undefined) {
+      const { result, start } = resumed
+      this.index = start.index
+      this.#tombstones = start.tombstones
+      this.#segments = result.segments
+      for (const s of this.#segments) {
+        const counted = s.header === undefined ? undefined : start.accounting[s.index]
+        s.liveBytes = counted?.liveBytes ?? 0
+        s.deadRecords = counted?.deadRecords ?? 0
       }
+      this.recovery = { ...result.report, superblockRepaired: repairedSlot, durationMs: performance.now() - started, source: 'checkpoint' }
+      this.#head = result.head
+      this.#nextBatchSeq = result.nextBatchSeq
+      this.#nextSegmentSeq = result.nextSegmentSeq
     } else {
       this.index = new KeyIndex(this)
       this.#tombstones = new KeyIndex(this)
@@ -206,7 +214,13 @@ export class LogStore implements KeyReader {
         s.liveBytes = counted?.liveBytes ?? 0
         s.deadRecords = counted?.deadRecords ?? 0
       }
-      this.recovery = { ...result.report, superblockRepaired: repairedSlot, checkpointRejected, durationMs: performance.now() - started }
+      this.recovery = {
+        ...result.report,
+        tornTail: tornTail ?? result.report.tornTail,
+        superblockRepaired: repairedSlot,
+        checkpointRejected,
+        durationMs: performance.now() - started,
+      }
       this.#head = result.head
       this.#nextBatchSeq = result.nextBatchSeq
       this.#nextSegmentSeq = result.nextSegmentSeq
@@ -225,57 +239,49 @@ export class LogStore implements KeyReader {
   }
 
   /**
-   * The checkpoint's state if it describes the log exactly as it is, else
-   * why not. The log is unchanged since the checkpoint was taken when the
-   * superblock and every segment header are the ones it recorded and the
-   * head segment holds only zeros after the recorded end: every commit
-   * either moves that end or opens, seals or frees a segment (which changes
-   * a header), and segment sequence numbers are never reused.
+   * The state to resume from if the checkpoint can describe a prefix of
+   * this daxfile's log, else why not. Segments in use at the checkpoint
+   * whose header is still byte for byte the same are unchanged (a segment
+   * is only ever appended to while its header stays; sequence numbers are
+   * never reused); the others were freed, and maybe reused, since. Entries
+   * of the checkpoint's tables that point into those go: everything live
+   * there was copied to the log after the checkpoint, where the replay of
+   * the rest of the log finds it. What the log holds after the checkpoint
+   * is checked once recovery has read it (continuesCheckpoint).
    */
-  #matchCheckpoint(
-    bytes: Buffer,
-    superblock: Superblock,
-  ): { checkpoint: Checkpoint; segments: SegmentState[]; index: KeyIndex; tombstones: KeyIndex } | string {
+  #checkpointStart(bytes: Buffer, superblock: Superblock): CheckpointStart | string {
     if (os.endianness() !== 'LE') return 'index checkpoints are only used on little-endian machines'
     const decoded = decodeCheckpoint(bytes)
     if (!decoded.ok) return decoded.reason
     const c = decoded.checkpoint
     const sb = superblock
     if (c.fileId !== sb.fileId || c.createdMs !== sb.createdMs) return 'the checkpoint belongs to another daxfile'
-    if (c.updateCounter !== sb.updateCounter || c.segmentBytes !== sb.segmentBytes || c.segments.length !== sb.segmentCount) {
-      return 'the daxfile was resized or its superblock rewritten after the checkpoint'
+    if (c.segmentBytes !== sb.segmentBytes || c.segments.length > sb.segmentCount || c.updateCounter > sb.updateCounter) {
+      return 'the checkpoint records a larger or different geometry than the daxfile has'
     }
+    if (c.head >= c.segments.length) return 'the checkpoint names a head segment it does not record'
+    const accounting: SegmentState[] = []
+    const unchanged: boolean[] = []
+    const changed = new Set<number>()
     for (let i = 0; i < c.segments.length; i++) {
-      if (!this.domain.view(segmentHeaderOffset(i, sb.segmentBytes), SEGMENT_HEADER_BYTES).equals(c.segments[i]!.header)) {
-        return `segment ${i} was opened, sealed or freed after the checkpoint`
+      const saved = c.segments[i]!
+      if (decodeSegmentHeader(Buffer.from(saved.header.buffer, saved.header.byteOffset, saved.header.length), sb.fileId, i) === undefined) continue
+      if (this.domain.view(segmentHeaderOffset(i, sb.segmentBytes), SEGMENT_HEADER_BYTES).equals(saved.header)) {
+        unchanged[i] = true
+        accounting[i] = { ...blankSegment(i), liveBytes: saved.liveBytes, deadRecords: saved.deadRecords }
+      } else {
+        changed.add(i)
       }
-    }
-    const segments = readSegmentTable(this.domain, sb)
-    let newest = -1
-    for (const s of segments) {
-      const saved = c.segments[s.index]!
-      const start = segmentDataOffset(s.index, sb.segmentBytes)
-      const end = segmentEndOffset(s.index, sb.segmentBytes)
-      if (s.header === undefined ? saved.dataEnd !== start : !(saved.dataEnd >= start && saved.dataEnd <= end)) {
-        return `the checkpoint's end of segment ${s.index} is impossible`
-      }
-      s.dataEnd = saved.dataEnd
-      s.lastSeq = saved.lastSeq
-      s.liveBytes = saved.liveBytes
-      s.deadRecords = saved.deadRecords
-      if (s.header !== undefined && (newest < 0 || s.header.segmentSeq > segments[newest]!.header!.segmentSeq)) newest = s.index
-    }
-    if (newest !== c.head) return 'the checkpoint names another head segment'
-    if (newest >= 0) {
-      const head = segments[newest]!
-      const end = segmentEndOffset(newest, sb.segmentBytes)
-      const view = this.domain.view(head.dataEnd, end - head.dataEnd)
-      if (nonZeroEnd(view, 0, view.length) !== 0) return 'the log continues after the checkpoint (batches were written or torn after it)'
     }
     try {
       const index = KeyIndex.fromSnapshot(this, c.index.entries, c.index.size)
       const tombstones = KeyIndex.fromSnapshot(this, c.tombstones.entries, c.tombstones.size)
-      return { checkpoint: c, segments, index, tombstones }
+      if (changed.size > 0) {
+        const inChanged = (location: number): boolean => changed.has(Math.floor(location / sb.segmentBytes))
+        index.removeWhere(inChanged)
+        tombstones.removeWhere(inChanged)
+      }
+      return { checkpoint: c, index, tombstones, accounting, unchanged }
     } catch (error) {
       return (error as Error).message
     }
@@ -932,15 +938,38 @@ function lastLineStart(at: number, length: number): number {
   return Math.max(at, Math.floor((at + length - 1) / CACHE_LINE_BYTES) * CACHE_LINE_BYTES)
 }
 
-/** Why a validated log is not the one `checkpoint` describes, or undefined when it is. */
-function sameLog(log: RecoveryResult, checkpoint: Checkpoint, segments: readonly SegmentState[]): string | undefined {
-  if (log.head !== checkpoint.head || log.nextBatchSeq !== checkpoint.nextBatchSeq || log.nextSegmentSeq !== checkpoint.nextSegmentSeq) {
-    return `the log ends at batch ${log.nextBatchSeq - 1}, the checkpoint at batch ${checkpoint.nextBatchSeq - 1}`
+/** A checkpoint that passed the first checks, and the state the rest of the log is replayed onto. */
+interface CheckpointStart {
+  readonly checkpoint: Checkpoint
+  readonly index: KeyIndex
+  readonly tombstones: KeyIndex
+  /** Live bytes and superseded records per segment index: the checkpoint's for unchanged segments, then the replay's. */
+  readonly accounting: SegmentState[]
+  /** Segments in use at the checkpoint with the same header now. */
+  readonly unchanged: readonly boolean[]
+}
+
+/**
+ * Why the validated log is not the checkpoint's log plus what was appended
+ * after it, or undefined when it is: every segment sealed at the checkpoint
+ * and unchanged ends where it ended; the checkpoint's head, if unchanged,
+ * has kept its batches and maybe gained more; every other segment in use
+ * was opened after the checkpoint and starts after its last batch, so the
+ * replay from the checkpoint's next batch saw every batch it did not hold.
+ */
+function continuesCheckpoint(log: RecoveryResult, start: CheckpointStart): string | undefined {
+  const c = start.checkpoint
+  if (log.nextBatchSeq < c.nextBatchSeq || log.nextSegmentSeq < c.nextSegmentSeq) {
+    return `the log ends at batch ${log.nextBatchSeq - 1}, before the checkpoint's batch ${c.nextBatchSeq - 1}`
   }
   for (const s of log.segments) {
-    const saved = segments[s.index]
-    if (saved === undefined || saved.dataEnd !== s.dataEnd || saved.lastSeq !== s.lastSeq) {
-      return `segment ${s.index} holds other batches than the checkpoint records`
+    if (s.header === undefined) continue
+    const saved = c.segments[s.index]
+    if (start.unchanged[s.index] === true && saved !== undefined) {
+      const same = s.index === c.head ? s.lastSeq >= saved.lastSeq && s.dataEnd >= saved.dataEnd : s.lastSeq === saved.lastSeq && s.dataEnd === saved.dataEnd
+      if (!same) return `segment ${s.index} holds other batches than the checkpoint records`
+    } else if (s.header.segmentSeq < c.nextSegmentSeq || s.header.firstBatchSeq < c.nextBatchSeq) {
+      return `segment ${s.index} is neither the one the checkpoint records nor newer than it`
     }
   }
   return undefined

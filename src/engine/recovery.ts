@@ -45,13 +45,16 @@ export interface RecoveryReport {
   readonly superblockRepaired: 0 | 1 | undefined
   readonly durationMs: number
   /**
-   * 'log' when the log was replayed; 'checkpoint' when the index was loaded
-   * from the checkpoint of the last clean close (nothing was scanned: the
-   * counts above are 0). `db.verify()` replays the whole log either way.
+   * 'log' when the whole log was replayed into the index; 'checkpoint' when
+   * the index was loaded from the checkpoint of a clean close and only the
+   * batches written after it were replayed. Either way every batch was
+   * validated (the counts above). `db.verify()` replays the whole log.
    */
   readonly source: 'log' | 'checkpoint'
   /** Why a checkpoint file that was present could not be used (the log was replayed instead). */
   readonly checkpointRejected: string | undefined
+  /** Records applied to the index: all of them after a replay, those written after the checkpoint otherwise. */
+  readonly recordsReplayed: number
 }
 
 export interface RecoveryResult {
@@ -81,16 +84,18 @@ export type RecordVisitor = (type: number, location: number, bytes: number) => v
  * recovery leaves an image that recovers to the same state. (The caller
  * makes the whole file durable before recovery: see LogStore.) With
  * `repair: false` it writes nothing and only reports (used by verify).
- * Without `visit` it validates every batch (checksums, sequence, sealed
- * tails) and records where the log ends without reading the records: what
- * an open from an index checkpoint needs.
+ * It validates every batch (checksums, sequence, sealed tails) but hands
+ * `visit` only the records of batches from `fromSeq` on (none without
+ * `visit`): an open from an index checkpoint replays only what follows it.
  */
 export function recover(
   domain: PersistenceDomain,
   superblock: Superblock,
   visit: RecordVisitor | undefined,
-  options: { readonly repair: boolean } = { repair: true },
+  options: { readonly repair: boolean; readonly fromSeq?: number } = { repair: true },
 ): RecoveryResult {
+  const fromSeq = options.fromSeq ?? 1
+  let recordsVisited = 0
   const started = performance.now()
   const { segmentBytes } = superblock
   const segments = readSegmentTable(domain, superblock)
@@ -137,7 +142,8 @@ export function recover(
         endReason = check.end
         break
       }
-      if (visit !== undefined) {
+      if (visit !== undefined && expected >= fromSeq) {
+        recordsVisited += check.recordCount
         const batchStart = start + pos
         const batchView = view.subarray(pos, pos + check.length)
         forEachRecord(batchView, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
@@ -193,6 +199,7 @@ export function recover(
       durationMs: performance.now() - started,
       source: 'log',
       checkpointRejected: undefined,
+      recordsReplayed: recordsVisited,
     },
   }
 }
