@@ -49,7 +49,7 @@ export function packageVersion(name) {
   }
 }
 
-/** Returns the adapter of `store`; `options.size`, `options.autoGrow` and `options.dist` (the built daxkv to load) apply to daxkv. */
+/** Returns the adapter of `store`; `options.size`, `options.autoGrow`, `options.indexCheckpoint` and `options.dist` (the built daxkv to load) apply to daxkv. */
 export async function adapter(store, options = {}) {
   switch (store) {
     case 'daxkv-msync':
@@ -78,6 +78,7 @@ async function daxkv(mode, options) {
         valueEncoding: 'binary',
         autoGrow: options.autoGrow ?? true,
         ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
+        ...(options.indexCheckpoint === undefined ? {} : { indexCheckpoint: options.indexCheckpoint }),
       })
       if (db.mode !== mode) throw new Error(`asked for mode ${mode}, got ${db.mode}`)
     },

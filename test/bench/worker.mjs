@@ -41,10 +41,15 @@ function result(value) {
   process.stdout.write(`RESULT ${JSON.stringify(value)}\n`)
 }
 
-/** Apparent and allocated bytes of a file or directory tree. */
+/**
+ * Apparent and allocated bytes of a file or directory tree (every file the
+ * store keeps); `checkpoint` is the allocated bytes of daxkv's index
+ * checkpoint (`*.index`) among them.
+ */
 export function diskUsage(target) {
   let apparent = 0
   let allocated = 0
+  let checkpoint = 0
   const visit = (p) => {
     const st = fs.lstatSync(p)
     if (st.isDirectory()) {
@@ -52,10 +57,11 @@ export function diskUsage(target) {
     } else {
       apparent += st.size
       allocated += st.blocks * 512
+      if (p.endsWith('.dax.index')) checkpoint += st.blocks * 512
     }
   }
   visit(target)
-  return { apparent, allocated }
+  return { apparent, allocated, checkpoint }
 }
 
 function memory() {
@@ -244,7 +250,7 @@ async function crashTask() {
 
 /** Opens a store after a crash: time to the first get, and daxkv's recovery report. */
 async function recoverTask() {
-  const store = await openStore()
+  const store = await openStore(spec.indexCheckpoint === undefined ? {} : { indexCheckpoint: spec.indexCheckpoint })
   const t0 = now()
   await store.open(spec.path)
   const first = store.get(keyOf(0))
@@ -284,7 +290,19 @@ async function syncProbeTask() {
 function slim(info) {
   if (info?.recovery === undefined) return info
   const r = info.recovery
-  return { ...info, recovery: { batches: r.batches, records: r.records, bytesScanned: r.bytesScanned, durationMs: r.durationMs, tornTail: r.tornTail !== undefined } }
+  return {
+    ...info,
+    recovery: {
+      batches: r.batches,
+      records: r.records,
+      bytesScanned: r.bytesScanned,
+      durationMs: r.durationMs,
+      tornTail: r.tornTail !== undefined,
+      source: r.source,
+      recordsReplayed: r.recordsReplayed,
+      checkpointRejected: r.checkpointRejected,
+    },
+  }
 }
 
 const tasks = { put: putTask, bulk: bulkTask, read: readTask, crash: crashTask, recover: recoverTask, syncprobe: syncProbeTask }
