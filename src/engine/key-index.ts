@@ -133,25 +133,7 @@ export class KeyIndex {
    * Returns how many were removed.
    */
   removeWhere(drop: (location: number) => boolean): number {
-    const old = this.#entries
-    const entries = newEntries(old.length / 2)
-    const mask = this.#mask
-    let removed = 0
-    for (let i = 0; i < old.length; i += 2) {
-      const location = old[i]!
-      if (location === EMPTY) continue
-      if (drop(location)) {
-        removed++
-        continue
-      }
-      const hash = old[i + 1]!
-      let j = hash & mask
-      while (entries[2 * j] !== EMPTY) j = (j + 1) & mask
-      entries[2 * j] = location
-      entries[2 * j + 1] = hash
-    }
-    this.#entries = entries
-    this.#size -= removed
+    const removed = this.#rebuild(this.#mask + 1, drop)
     this.#sorted = undefined
     return removed
   }
@@ -194,12 +176,22 @@ export class KeyIndex {
   }
 
   #resize(slots: number): void {
+    this.#rebuild(slots, undefined)
+  }
+
+  /** Re-inserts every entry (but those `drop` selects) into a new table of `slots` slots; returns how many were dropped. */
+  #rebuild(slots: number, drop: ((location: number) => boolean) | undefined): number {
     const old = this.#entries
     const entries = newEntries(slots)
     const mask = slots - 1
+    let dropped = 0
     for (let i = 0; i < old.length; i += 2) {
       const location = old[i]!
       if (location === EMPTY) continue
+      if (drop?.(location) === true) {
+        dropped++
+        continue
+      }
       const hash = old[i + 1]!
       let j = hash & mask
       while (entries[2 * j] !== EMPTY) j = (j + 1) & mask
@@ -208,6 +200,8 @@ export class KeyIndex {
     }
     this.#entries = entries
     this.#mask = mask
+    this.#size -= dropped
+    return dropped
   }
 }
 
