@@ -1,4 +1,5 @@
 import fs from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import { DaxKVError, ErrorCode } from './errors.js'
 import { keyFromBytes, keyToBytes, keyToBytesForWrite, valueCodec, type Key, type KeyEncoding, type ValueCodec, type ValueEncoding } from './encoding.js'
@@ -606,6 +607,7 @@ export async function open<V = any>(path: string, options: OpenOptions = {}): Pr
   const opened = file
   try {
     // Read under the lock, so no other writer can be replacing it.
+    removeCheckpointTemporaries(checkpointPath(path))
     const checkpoint = options.indexCheckpoint === false ? undefined : readCheckpointFile(checkpointPath(path))
     const store = LogStore.open(file.domain, path, {
       ...storeOptions(options),
@@ -660,12 +662,31 @@ function readCheckpointFile(file: string): Buffer | undefined {
  * (a full disk) leaves the old one, which no longer matches the log.
  */
 function writeCheckpointFile(file: string, bytes: Buffer): void {
-  const temporary = `${file}.tmp-${process.pid}`
+  const temporary = join(dirname(file), `${checkpointTemporaryPrefix(file)}${process.pid}`)
   try {
     fs.writeFileSync(temporary, bytes)
     fs.renameSync(temporary, file)
   } catch {
     removeQuietly(temporary)
+  }
+}
+
+/** Hidden names the checkpoint is written under before the rename. */
+function checkpointTemporaryPrefix(file: string): string {
+  return `.${basename(file)}.tmp-`
+}
+
+/**
+ * Removes checkpoint temporaries a process left when it died inside close.
+ * Called with the daxfile's lock held: only the lock holder writes one, so
+ * every one found is abandoned.
+ */
+function removeCheckpointTemporaries(file: string): void {
+  const prefix = checkpointTemporaryPrefix(file)
+  try {
+    for (const name of fs.readdirSync(dirname(file))) if (name.startsWith(prefix)) removeQuietly(join(dirname(file), name))
+  } catch {
+    // An unreadable directory leaves them; nothing reads them.
   }
 }
 

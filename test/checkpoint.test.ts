@@ -215,6 +215,19 @@ describe('index checkpoint', () => {
     await db.close()
   })
 
+  it('a checkpoint temporary left by a process that died inside close is removed at the next open', async () => {
+    const { file, model } = await storeWithHistory()
+    const leftover = path.join(path.dirname(file), `.${path.basename(checkpointPath(file))}.tmp-999999`)
+    fs.writeFileSync(leftover, 'half a checkpoint')
+    const db = await open<string>(file, OPTIONS)
+    expect(fs.existsSync(leftover)).toBe(false)
+    expect(db.recovery.source).toBe('checkpoint')
+    expect(entries(db), seedNote()).toEqual(sorted(model))
+    await db.close()
+    // A close writes through a temporary of that name and leaves none behind.
+    expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(['db.dax', 'db.dax.index'])
+  })
+
   it('a damaged, truncated or foreign checkpoint is refused, and the data is intact', async () => {
     const { file, model } = await storeWithHistory()
     const good = fs.readFileSync(checkpointPath(file))
