@@ -197,6 +197,40 @@ describe('index checkpoint', () => {
     await restored.close()
   })
 
+  for (const [what, puts] of [
+    ['in the head segment', 3],
+    ['across a segment roll', 120],
+  ] as const) {
+    it(`a checkpoint of a diverged copy (same sequence numbers, other batches ${what}) is refused`, async () => {
+      const { file, model } = await storeWithHistory()
+      const copy = path.join(tempDir('/dev/shm'), 'copy.dax')
+      fs.copyFileSync(file, copy)
+      fs.copyFileSync(checkpointPath(file), checkpointPath(copy))
+      // Both copies get the same number of batches of the same sizes, with other contents.
+      const write = async (target: string, tag: string, into: Map<string, string>): Promise<void> => {
+        const db = await open<string>(target, OPTIONS)
+        expect(db.recovery.source).toBe('checkpoint')
+        for (let i = 0; i < puts; i++) {
+          db.putSync(`diverged${String(i).padStart(3, '0')}`, tag.repeat(700))
+          into.set(`diverged${String(i).padStart(3, '0')}`, tag.repeat(700))
+        }
+        await db.close()
+      }
+      const original = new Map(model)
+      const diverged = new Map(model)
+      await write(file, 'a', original)
+      await write(copy, 'b', diverged)
+      // The original's checkpoint now describes batches the copy holds under the same numbers.
+      fs.copyFileSync(checkpointPath(file), checkpointPath(copy))
+      const db = await open<string>(copy, OPTIONS)
+      expect(db.recovery.source).toBe('log')
+      expect(db.recovery.checkpointRejected).toMatch(/holds other batches/)
+      expect(entries(db), seedNote()).toEqual(sorted(diverged))
+      expect(db.verify().problems.join('\n')).toBe('')
+      await db.close()
+    })
+  }
+
   it('a batch torn after the checkpoint is cut, and the checkpoint still used', async () => {
     const { file, model } = await storeWithHistory()
     const probe = await open<string>(file, OPTIONS)

@@ -11,7 +11,7 @@ import {
   SEGMENT_HEADER_BYTES,
   SUPERBLOCK_BYTES,
 } from '../format/constants.js'
-import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, recordBytes, type EncodedOp } from '../format/batch.js'
+import { batchBytes, batchChecksum, chainBatch, checkBatch, encodeBatch, forEachRecord, isZero, recordBytes, type EncodedOp } from '../format/batch.js'
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
 import {
   SEGMENT_FREE_MARK,
@@ -308,6 +308,7 @@ export class LogStore implements KeyReader {
         lastSeq: s.lastSeq,
         liveBytes: s.liveBytes,
         deadRecords: s.deadRecords,
+        chain: s.chain,
       })),
       index: this.index.snapshot(),
       tombstones: this.#tombstones.snapshot(),
@@ -359,6 +360,7 @@ export class LogStore implements KeyReader {
       const head = this.#segments[this.#head]!
       head.dataEnd = this.#pos
       head.lastSeq = seq
+      head.chain = chainBatch(head.chain, batchChecksum(this.#scratch, 0))
       this.#usedTotal += length
       if (reason === 'compaction') this.counters.bytesCopied += length
       else {
@@ -591,6 +593,17 @@ export class LogStore implements KeyReader {
     for (const key of replay.keys(undefined, undefined, false)) {
       const live = this.index.get(key)
       if (live !== replay.get(key)) note(`key ${JSON.stringify(key)}: the log puts it at ${replay.get(key)}, the index at ${live}`)
+    }
+    if (replayTombstones.size !== this.#tombstones.size) note(`replaying the log gives ${replayTombstones.size} tombstones, memory has ${this.#tombstones.size}`)
+    for (const key of replayTombstones.keys(undefined, undefined, false)) {
+      const live = this.#tombstones.get(key)
+      if (live !== replayTombstones.get(key)) note(`tombstone of ${JSON.stringify(key)}: the log puts it at ${replayTombstones.get(key)}, memory at ${live}`)
+    }
+    for (const s of this.#segments) {
+      const replayed = result.segments[s.index]
+      if (s.header !== undefined && replayed !== undefined && replayed.chain !== s.chain) {
+        note(`segment ${s.index}: the fingerprint of its batches is ${replayed.chain} in the log, ${s.chain} in memory`)
+      }
     }
     for (const s of this.#segments) {
       const expectLive = counted[s.index]?.liveBytes ?? 0
@@ -862,6 +875,7 @@ export class LogStore implements KeyReader {
     next.lastSeq = this.#nextBatchSeq - 1
     next.liveBytes = 0
     next.deadRecords = 0
+    next.chain = 0
     this.#freeCount--
     this.#nextSegmentSeq++
     this.#head = next.index
@@ -890,6 +904,7 @@ export class LogStore implements KeyReader {
     s.lastSeq = 0
     s.liveBytes = 0
     s.deadRecords = 0
+    s.chain = 0
   }
 
   /**
@@ -930,7 +945,7 @@ export class LogStore implements KeyReader {
 }
 
 function blankSegment(index: number, segmentBytes = 0): SegmentState {
-  return { index, header: undefined, dataEnd: segmentBytes === 0 ? 0 : segmentDataOffset(index, segmentBytes), lastSeq: 0, liveBytes: 0, deadRecords: 0 }
+  return { index, header: undefined, dataEnd: segmentBytes === 0 ? 0 : segmentDataOffset(index, segmentBytes), lastSeq: 0, liveBytes: 0, deadRecords: 0, chain: 0 }
 }
 
 /** Start of the last cache line that [at, at + length) touches. */
@@ -966,7 +981,12 @@ function continuesCheckpoint(log: RecoveryResult, start: CheckpointStart): strin
     if (s.header === undefined) continue
     const saved = c.segments[s.index]
     if (start.unchanged[s.index] === true && saved !== undefined) {
-      const same = s.index === c.head ? s.lastSeq >= saved.lastSeq && s.dataEnd >= saved.dataEnd : s.lastSeq === saved.lastSeq && s.dataEnd === saved.dataEnd
+      // The chain of batch checksums tells these batches from others with the same sequence numbers
+      // (a log rolled back and written again, a diverged copy of the daxfile).
+      const same =
+        s.index === c.head
+          ? s.lastSeq >= saved.lastSeq && s.dataEnd >= saved.dataEnd && (saved.lastSeq < s.header.firstBatchSeq || log.chainBeforeFrom === saved.chain)
+          : s.lastSeq === saved.lastSeq && s.dataEnd === saved.dataEnd && s.chain === saved.chain
       if (!same) return `segment ${s.index} holds other batches than the checkpoint records`
     } else if (s.header.segmentSeq < c.nextSegmentSeq || s.header.firstBatchSeq < c.nextBatchSeq) {
       return `segment ${s.index} is neither the one the checkpoint records nor newer than it`

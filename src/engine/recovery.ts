@@ -1,6 +1,6 @@
 import { DaxKVError, ErrorCode } from '../errors.js'
 import { BATCH_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
-import { checkBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type BatchEnd } from '../format/batch.js'
+import { batchChecksum, chainBatch, checkBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type BatchEnd } from '../format/batch.js'
 import {
   SEGMENT_FREE_MARK,
   decodeSegmentHeader,
@@ -25,6 +25,8 @@ export interface SegmentState {
   liveBytes: number
   /** Records superseded by a later record of the same key (puts and tombstones). */
   deadRecords: number
+  /** Fingerprint of the segment's batches so far: their checksums chained in log order ({@link chainBatch}); 0 when it has none. */
+  chain: number
 }
 
 /** A torn tail that recovery cut off (not an error: the writer died mid-batch). */
@@ -63,6 +65,8 @@ export interface RecoveryResult {
   readonly head: number
   readonly nextBatchSeq: number
   readonly nextSegmentSeq: number
+  /** The chain of the segment holding batch `fromSeq - 1`, right after that batch (undefined if no such batch). */
+  readonly chainBeforeFrom: number | undefined
   readonly report: RecoveryReport
 }
 
@@ -96,6 +100,7 @@ export function recover(
 ): RecoveryResult {
   const fromSeq = options.fromSeq ?? 1
   let recordsVisited = 0
+  let chainBeforeFrom: number | undefined
   const started = performance.now()
   const { segmentBytes } = superblock
   const segments = readSegmentTable(domain, superblock)
@@ -150,6 +155,8 @@ export function recover(
           visit(type, batchStart + recordOffset, recordBytes(keyBytes, valueBytes))
         })
       }
+      segment.chain = chainBatch(segment.chain, batchChecksum(view, pos))
+      if (expected === fromSeq - 1) chainBeforeFrom = segment.chain
       batches++
       records += check.recordCount
       pos += check.length
@@ -187,6 +194,7 @@ export function recover(
   return {
     segments,
     head,
+    chainBeforeFrom,
     nextBatchSeq: lastSeq + 1,
     nextSegmentSeq: lastSegmentSeq + 1,
     report: {
@@ -227,7 +235,7 @@ export function readSegmentTable(domain: PersistenceDomain, superblock: Superblo
         `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Restore the file from a backup`,
       )
     }
-    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadRecords: 0 })
+    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadRecords: 0, chain: 0 })
   }
   return segments
 }

@@ -88,6 +88,23 @@ export function encodeBatch(out: Buffer, seq: number, ops: readonly EncodedOp[],
   return pos
 }
 
+/** The stored crc32c of the batch whose header starts at `at` in `view`. */
+export function batchChecksum(view: Buffer, at: number): number {
+  return view.readUInt32LE(at + 28)
+}
+
+/**
+ * Extends a segment's batch fingerprint with the next batch's checksum
+ * (FNV-1a step and a final mix over 32-bit words). Not stored in the
+ * daxfile: the index checkpoint records it to tell its batches from other
+ * batches that carry the same sequence numbers.
+ */
+export function chainBatch(chain: number, batchCrc: number): number {
+  let h = Math.imul((chain ^ batchCrc) >>> 0, 0x01000193)
+  h ^= h >>> 15
+  return Math.imul(h, 0x2c1b3c6d) >>> 0
+}
+
 /** Why the log ends at a batch position (see docs/format.md, "valid if and only if"). */
 export type BatchEnd =
   /** The header is all zero: the log simply ends here. */

@@ -22,14 +22,15 @@ import { SEGMENT_HEADER_BYTES } from './constants.js'
  *   48  nextBatchSeq f64, nextSegmentSeq f64
  *   64  index size u32, index slots u32, tombstone size u32, tombstone slots u32
  *   80  per segment: its 64-byte header as in the daxfile, then dataEnd,
- *       lastSeq, liveBytes, deadRecords (f64 each): 96 bytes
+ *       lastSeq, liveBytes, deadRecords (f64 each), the fingerprint of its
+ *       batches (u32) and 4 zero bytes: 104 bytes
  *       the index table (slots x 8 bytes), then the tombstone table
  *  end  crc32c u32 of everything before it
  */
 export const CHECKPOINT_MAGIC = Buffer.from('DAXKVCKP', 'latin1')
 export const CHECKPOINT_VERSION = 1
 const FIXED_BYTES = 80
-const SEGMENT_ENTRY_BYTES = SEGMENT_HEADER_BYTES + 32
+const SEGMENT_ENTRY_BYTES = SEGMENT_HEADER_BYTES + 40
 
 /** Per-segment facts a checkpoint records. */
 export interface CheckpointSegment {
@@ -39,6 +40,8 @@ export interface CheckpointSegment {
   readonly lastSeq: number
   readonly liveBytes: number
   readonly deadRecords: number
+  /** Fingerprint of the segment's batches (engine: chainBatch over their checksums). */
+  readonly chain: number
 }
 
 /** One of the two hash tables: `entries` as KeyIndex keeps them, `size` keys in it. */
@@ -87,6 +90,8 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
     buf.writeDoubleLE(s.lastSeq, at + 72)
     buf.writeDoubleLE(s.liveBytes, at + 80)
     buf.writeDoubleLE(s.deadRecords, at + 88)
+    buf.writeUInt32LE(s.chain, at + 96)
+    buf.writeUInt32LE(0, at + 100)
     at += SEGMENT_ENTRY_BYTES
   }
   for (const table of [c.index.entries, c.tombstones.entries]) {
@@ -123,6 +128,7 @@ export function decodeCheckpoint(buf: Buffer): { ok: true; checkpoint: Checkpoin
       lastSeq: buf.readDoubleLE(at + 72),
       liveBytes: buf.readDoubleLE(at + 80),
       deadRecords: buf.readDoubleLE(at + 88),
+      chain: buf.readUInt32LE(at + 96),
     })
     at += SEGMENT_ENTRY_BYTES
   }
