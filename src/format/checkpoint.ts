@@ -132,19 +132,20 @@ export function decodeCheckpoint(buf: Buffer): { ok: true; checkpoint: Checkpoin
     })
     at += SEGMENT_ENTRY_BYTES
   }
-  // The tables are used in place when the bytes are 4-byte aligned in memory (a file read into its own
-  // allocation is), else copied once.
-  const table = (slots: number): Int32Array => {
+  // The index table is used in place when its bytes are 4-byte aligned in memory (a file read into its
+  // own allocation is), else copied once. The tombstone table, usually small, is always copied, so it
+  // never keeps the whole file's memory alive after the index has outgrown it.
+  const table = (slots: number, inPlace: boolean): Int32Array => {
     const offset = buf.byteOffset + at
     const entries =
-      offset % 4 === 0
+      inPlace && offset % 4 === 0
         ? new Int32Array(buf.buffer, offset, 2 * slots)
         : new Int32Array(new Uint8Array(buf.subarray(at, at + 8 * slots)).buffer)
     at += 8 * slots
     return entries
   }
-  const indexEntries = table(indexSlots)
-  const tombstoneEntries = table(tombstoneSlots)
+  const indexEntries = table(indexSlots, true)
+  const tombstoneEntries = table(tombstoneSlots, false)
   return {
     ok: true,
     checkpoint: {
