@@ -50,6 +50,13 @@ export interface OpenOptions {
    * removes an existing one at close.
    */
   indexCheckpoint?: boolean
+  /**
+   * Log bytes written between index checkpoints taken in the background while the store is open
+   * (bytes or a string such as `'256MiB'`), so that a crash replays at most about that much of the
+   * log into the index. Default: 64 MiB or 8× the checkpoint's own size, whichever is larger. `0`:
+   * only at close.
+   */
+  checkpointInterval?: number | string
 }
 
 /** One operation of {@link DaxKV.batch}. */
@@ -99,6 +106,8 @@ export interface Stats {
   readonly tombstonesDropped: number
   /** Times the file grew since open. */
   readonly growths: number
+  /** Index checkpoints written in the background since open (not counting the one at close). */
+  readonly checkpointsWritten: number
   readonly cache: { readonly entries: number; readonly hits: number; readonly misses: number }
   /**
    * How commits reach durable media: 'cache-flush' (dax, forced-dax), 'msync' (stores into the
@@ -124,6 +133,8 @@ const DEFAULT_SIZE = '64MiB'
 /** Bytes of a victim segment one compaction step scans: small enough to keep the event loop responsive. */
 const COMPACTION_STEP_BYTES = 256 * 1024
 const DEFAULT_CACHE_ENTRIES = 10_000
+/** Background index checkpoints come at least this many log bytes apart by default. */
+const CHECKPOINT_INTERVAL_MIN = 64 * 1024 * 1024
 /** Stands for a cached `null`, which lru-cache cannot hold. */
 const CACHED_NULL = Symbol('null')
 
@@ -149,6 +160,15 @@ export class DaxKV<V = any> {
   readonly #maxFileBytes: number
   readonly #backgroundCompaction: boolean
   readonly #indexCheckpoint: boolean
+  /** Log bytes between background checkpoints; 0 = none, undefined = the default rule. */
+  readonly #checkpointInterval: number | undefined
+  /** Log bytes written (appended and copied) when the last checkpoint was taken, or at open. */
+  #logBytesAtCheckpoint = 0
+  #checkpointScheduled = false
+  /** Set while a background checkpoint is being written; the close and newer ones bump the generation. */
+  #checkpointWriting = false
+  #checkpointGeneration = 0
+  #checkpointsWritten = 0
   #compactionScheduled = false
   /** The last error of background compaction (it stops on an error; writes will report it too). */
   #compactionError: unknown
@@ -161,6 +181,7 @@ export class DaxKV<V = any> {
     this.#backgroundCompaction = options.backgroundCompaction !== false
     this.#file = file
     this.#indexCheckpoint = file !== undefined && options.indexCheckpoint !== false
+    this.#checkpointInterval = options.checkpointInterval === undefined ? undefined : parseSize(options.checkpointInterval, 'checkpointInterval')
     this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
     this.#keyEncoding = options.keyEncoding ?? 'utf8'
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_ENTRIES
@@ -277,6 +298,7 @@ export class DaxKV<V = any> {
       writeAmplification: counters.bytesAppended === 0 ? 1 : (counters.bytesAppended + counters.bytesCopied) / counters.bytesAppended,
       tombstonesDropped: counters.tombstonesDropped,
       growths: counters.growths,
+      checkpointsWritten: this.#checkpointsWritten,
       cache: { entries: this.#cache?.size ?? 0, hits: this.#cacheHits, misses: this.#cacheMisses },
       writePath: writePathOf(store.domain),
       flushInstruction: kind === 'dax' || kind === 'forced-dax' ? native.flushInstruction : undefined,
@@ -333,6 +355,8 @@ export class DaxKV<V = any> {
       try {
         this.#flushPending()
         this.#closed = true
+        // A background checkpoint still being written is older than the one written now: it is dropped.
+        this.#checkpointGeneration++
         try {
           const checkpoint = this.#indexCheckpoint && this.#store.failed === undefined ? this.#store.checkpoint() : undefined
           this.#store.close()
@@ -453,6 +477,7 @@ export class DaxKV<V = any> {
       this.#store.append(ops, appendReason(ops))
       if (this.#cache !== undefined) for (const op of ops) this.#cache.delete(op.key)
       this.#scheduleCompaction()
+      this.#scheduleCheckpoint()
       return
     }
     let failure: unknown
@@ -493,6 +518,7 @@ export class DaxKV<V = any> {
       i = j
     }
     this.#scheduleCompaction()
+    this.#scheduleCheckpoint()
   }
 
   /** Runs one bounded compaction step per event-loop turn while the store wants it. */
@@ -513,6 +539,52 @@ export class DaxKV<V = any> {
       }
       this.#scheduleCompaction()
     })
+  }
+
+  /**
+   * Takes an index checkpoint in the background once enough log has been
+   * written since the last one. The tables are encoded at once (a copy of
+   * the index, so later commits cannot change what it describes) and the
+   * file is written asynchronously and renamed into place, unless the store
+   * was closed or a newer checkpoint was taken meanwhile. A checkpoint
+   * describes a prefix of the log, which is all an open needs (docs/format.md).
+   */
+  #scheduleCheckpoint(): void {
+    if (!this.#indexCheckpoint || this.#checkpointInterval === 0 || this.#checkpointScheduled || this.#checkpointWriting) return
+    const counters = this.#store.counters
+    const written = counters.bytesAppended + counters.bytesCopied
+    if (written - this.#logBytesAtCheckpoint < this.#checkpointThreshold()) return
+    this.#checkpointScheduled = true
+    setImmediate(() => {
+      this.#checkpointScheduled = false
+      if (this.#closed || this.#closing !== undefined || this.#store.failed !== undefined) return
+      const bytes = this.#store.checkpoint()
+      this.#logBytesAtCheckpoint = counters.bytesAppended + counters.bytesCopied
+      const generation = ++this.#checkpointGeneration
+      const file = checkpointPath(this.path)
+      const temporary = join(dirname(file), `${checkpointTemporaryPrefix(file)}${process.pid}-${generation}`)
+      this.#checkpointWriting = true
+      fs.promises
+        .writeFile(temporary, bytes)
+        .then(() => {
+          // Synchronous from the check to the rename: nothing can close the store in between.
+          if (this.#closed || generation !== this.#checkpointGeneration) removeQuietly(temporary)
+          else {
+            fs.renameSync(temporary, file)
+            this.#checkpointsWritten++
+          }
+        })
+        .catch(() => removeQuietly(temporary))
+        .finally(() => {
+          this.#checkpointWriting = false
+        })
+    })
+  }
+
+  /** Log bytes between background checkpoints: the option, or 64 MiB or 8× the checkpoint's size. */
+  #checkpointThreshold(): number {
+    if (this.#checkpointInterval !== undefined) return this.#checkpointInterval
+    return Math.max(CHECKPOINT_INTERVAL_MIN, 8 * this.#store.checkpointBytes())
   }
 
   #checkOpen(): void {

@@ -150,13 +150,16 @@ describe('index checkpoint', () => {
   it('random runs of writes, cleaning, clean closes and crashes: every open from a checkpoint equals a whole replay', async () => {
     const next = random(SEED + 5)
     let file = path.join(tempDir('/dev/shm'), 'db.dax')
-    const options: OpenOptions = { ...OPTIONS, size: '256KiB' }
+    // Background checkpoints too, so crashes also land between them.
+    const options: OpenOptions = { ...OPTIONS, size: '256KiB', checkpointInterval: '32KiB' }
     let db = await open<string>(file, options)
     const model = new Map<string, string>()
-    const seen = { clean: 0, resumed: 0, replayed: 0 }
+    const seen = { clean: 0, resumed: 0, replayed: 0, background: 0 }
     for (let round = 0; round < 60; round++) {
       churn(db, model, SEED + 100 + round, below(next, 150))
       if (next() < 0.4) await db.compact()
+      // Let background checkpoints be encoded and written (or not yet: both happen).
+      if (next() < 0.5) await new Promise((resolve) => setTimeout(resolve, below(next, 3)))
       if (next() < 0.5) {
         await db.close()
         db = await open<string>(file, options)
@@ -164,6 +167,7 @@ describe('index checkpoint', () => {
         expect(db.recovery.recordsReplayed).toBe(0)
         seen.clean++
       } else {
+        seen.background += db.stats().checkpointsWritten
         const copy = crashCopy(file)
         await db.close()
         const report = await expectSameAsReplay(copy, model, `round ${round}`)
@@ -247,6 +251,46 @@ describe('index checkpoint', () => {
     expect(entries(db), seedNote()).toEqual(sorted(model))
     expect(db.verify().problems.join('\n')).toBe('')
     await db.close()
+  })
+
+  it('background checkpoints while the store is open: a crash replays only what was written after the last one', async () => {
+    const { file, model } = await storeWithHistory()
+    const db = await open<string>(file, { ...OPTIONS, checkpointInterval: '64KiB' })
+    let written = 0
+    for (let round = 0; round < 20 && db.stats().checkpointsWritten === 0; round++) {
+      churn(db, model, SEED + 200 + round, 40)
+      written += 40
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    expect(db.stats().checkpointsWritten, seedNote()).toBeGreaterThan(0)
+    for (let i = 0; i < 5; i++) {
+      db.putSync(`late${i}`, 'after the background checkpoint')
+      model.set(`late${i}`, 'after the background checkpoint')
+    }
+    const copy = crashCopy(file)
+    await db.close()
+    const crashed = await expectSameAsReplay(copy, model)
+    expect(crashed.source).toBe('checkpoint')
+    expect(crashed.recordsReplayed, seedNote()).toBeGreaterThanOrEqual(5)
+    expect(crashed.recordsReplayed, seedNote()).toBeLessThan(written + 5)
+  })
+
+  it('a background checkpoint still being written when the store closes never replaces the one written at close', async () => {
+    const { file, model } = await storeWithHistory()
+    const db = await open<string>(file, { ...OPTIONS, checkpointInterval: '16KiB' })
+    churn(db, model, SEED + 7, 60)
+    // The background checkpoint is encoded in the next turn of the event loop, and its file written after.
+    await new Promise((resolve) => setImmediate(resolve))
+    db.putSync('after', 'the background checkpoint was encoded')
+    model.set('after', 'the background checkpoint was encoded')
+    await db.close()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(['db.dax', 'db.dax.index'])
+    const again = await open<string>(file, OPTIONS)
+    expect(again.recovery.source).toBe('checkpoint')
+    expect(again.recovery.recordsReplayed).toBe(0)
+    expect(entries(again), seedNote()).toEqual(sorted(model))
+    await again.close()
   })
 
   it('a checkpoint temporary left by a process that died inside close is removed at the next open', async () => {

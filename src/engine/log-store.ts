@@ -287,6 +287,11 @@ export class LogStore implements KeyReader {
     }
   }
 
+  /** About how many bytes {@link checkpoint} returns now (the two tables dominate). */
+  checkpointBytes(): number {
+    return this.index.snapshot().entries.byteLength + this.#tombstones.snapshot().entries.byteLength + 104 * this.#segments.length
+  }
+
   /**
    * The index checkpoint of the log as it is now (format/checkpoint.ts), for
    * the caller to keep beside the daxfile at a clean close. Nothing is
