@@ -9,7 +9,8 @@ import { Random } from './random.js'
 import { makeWorkload, type Step, type WorkloadShape } from './workload.js'
 
 /** Store options of the child and of the parent's reopen; they must agree. */
-export const KILL_DB_OPTIONS = { valueEncoding: 'binary', cacheSize: 0, segmentSize: 64 * 1024 } as const
+/** Background index checkpoints every 128 KiB of log, so kills also land while one is being taken or written. */
+export const KILL_DB_OPTIONS = { valueEncoding: 'binary', cacheSize: 0, segmentSize: 64 * 1024, checkpointInterval: 128 * 1024 } as const
 /** The daxfile of a kill campaign: a few MiB, so a fresh one is cheap to make. */
 export const KILL_FILE_BYTES = 4 * 1024 * 1024
 /**
