@@ -10,7 +10,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { checkpointPath } from '../src/db.js'
+import { decodeCheckpoint, encodeCheckpoint } from '../src/format/checkpoint.js'
 import { SEGMENT_MAGIC } from '../src/format/constants.js'
+import { hashKey } from '../src/engine/key-index.js'
 import { segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
 import { readU64 } from '../src/format/u64.js'
 import { open, type DaxKV, type OpenOptions, type RecoveryReport } from '../src/index.js'
@@ -304,6 +306,35 @@ describe('index checkpoint', () => {
     await db.close()
     // A close writes through a temporary of that name and leaves none behind.
     expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(['db.dax', 'db.dax.index'])
+  })
+
+  it('a checkpoint whose checksum holds but whose table points outside the file is refused at replay', async () => {
+    const { file, model } = await storeWithHistory()
+    const key = sorted(model)[0]![0]
+    const decoded = decodeCheckpoint(fs.readFileSync(checkpointPath(file)))
+    if (!decoded.ok) throw new Error(decoded.reason)
+    const { entries: table } = decoded.checkpoint.index
+    let forged = 0
+    for (let i = 0; i < table.length; i += 2) {
+      if (table[i] !== -1 && table[i + 1] === (hashKey(key) | 0)) {
+        table[i] = 0x7fff_fff8
+        forged++
+      }
+    }
+    expect(forged).toBe(1)
+    fs.writeFileSync(checkpointPath(file), encodeCheckpoint(decoded.checkpoint))
+    // A write of that key after the checkpoint makes the replay look the forged entry up.
+    const db = await open<string>(file, { ...OPTIONS, indexCheckpoint: false })
+    db.putSync(key, 'rewritten')
+    model.set(key, 'rewritten')
+    const copy = crashCopy(file)
+    await db.close()
+    fs.writeFileSync(checkpointPath(copy), encodeCheckpoint(decoded.checkpoint))
+    const reopened = await open<string>(copy, OPTIONS)
+    expect(reopened.recovery.source).toBe('log')
+    expect(reopened.recovery.checkpointRejected).toMatch(/does not fit the log/)
+    expect(entries(reopened), seedNote()).toEqual(sorted(model))
+    await reopened.close()
   })
 
   it('a damaged, truncated or foreign checkpoint is refused, and the data is intact', async () => {

@@ -175,15 +175,23 @@ export class LogStore implements KeyReader {
       // Validate the whole log as a replay does (checksums, sequence numbers,
       // sealed tails; DAXKV_CORRUPTION as always) and apply to the
       // checkpoint's index only the batches written after it.
-      const result = recover(
-        domain,
-        superblock,
-        (type, location, bytes) => this.#applyRecord(start.accounting, type, location, bytes, start.index, start.tombstones),
-        { repair: true, fromSeq: start.checkpoint.nextBatchSeq },
-      )
-      tornTail = result.report.tornTail
-      checkpointRejected = continuesCheckpoint(result, start)
-      if (checkpointRejected === undefined) resumed = { result, start }
+      try {
+        const result = recover(
+          domain,
+          superblock,
+          (type, location, bytes) => this.#applyRecord(start.accounting, type, location, bytes, start.index, start.tombstones),
+          { repair: true, fromSeq: start.checkpoint.nextBatchSeq },
+        )
+        tornTail = result.report.tornTail
+        checkpointRejected = continuesCheckpoint(result, start)
+        if (checkpointRejected === undefined) resumed = { result, start }
+      } catch (error) {
+        // A damaged log is reported as the replay would report it; anything
+        // else came from the checkpoint's tables (a location outside the
+        // file), and the replay below starts over without them.
+        if (error instanceof DaxKVError) throw error
+        checkpointRejected = `the checkpoint does not fit the log (${String(error)})`
+      }
     }
     if (resumed !== undefined) {
       const { result, start } = resumed
