@@ -647,6 +647,7 @@ function checkOptions(options: OpenOptions): void {
     throw new TypeError(`unknown keyEncoding ${JSON.stringify(options.keyEncoding)}: use 'utf8' or 'binary'`)
   }
   valueCodec(options.valueEncoding ?? 'msgpack')
+  if (options.checkpointInterval !== undefined) parseSize(options.checkpointInterval, 'checkpointInterval')
 }
 
 /**

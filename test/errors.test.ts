@@ -350,6 +350,8 @@ describe('TypeError and RangeError for misuse (no code)', () => {
       ['size above the maximum', () => open(file, { size: '3GiB' }), RangeError],
       ['segmentSize not a power of two', () => open(file, { size: '1MiB', segmentSize: 100_000 }), RangeError],
       ['segmentSize below 64 KiB', () => open(file, { size: '1MiB', segmentSize: '4KiB' }), RangeError],
+      ['negative checkpointInterval', () => open(file, { checkpointInterval: -1 }), RangeError],
+      ['checkpointInterval not a size', () => open(file, { checkpointInterval: 'often' }), RangeError],
     ]
     for (const [what, attempt, kind] of cases) expectMisuse(await rejection(attempt()), kind, what)
     expect(fs.readdirSync(dir)).toEqual([])
