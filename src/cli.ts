@@ -138,10 +138,10 @@ function describeStats(s: Stats): string {
     ['keys', String(s.keys)],
     [
       'recovery',
-      r.source === 'checkpoint'
-        ? `index loaded from the checkpoint of the last clean close in ${r.durationMs.toFixed(1)} ms (no log replay)`
-        : `${count(r.batches, 'batch', 'batches')}, ${count(r.records, 'record')}, ${bytes(r.bytesScanned)} scanned in ${r.durationMs.toFixed(1)} ms` +
-          (r.checkpointRejected === undefined ? '' : ` (checkpoint not used: ${r.checkpointRejected})`),
+      `${count(r.batches, 'batch', 'batches')}, ${count(r.records, 'record')}, ${bytes(r.bytesScanned)} checked in ${r.durationMs.toFixed(1)} ms; ` +
+        (r.source === 'checkpoint'
+          ? `index from the index checkpoint, ${count(r.recordsReplayed, 'record')} written after it replayed`
+          : `every record replayed into the index` + (r.checkpointRejected === undefined ? '' : ` (checkpoint not used: ${r.checkpointRejected})`)),
     ],
     ['torn tail', torn],
     ['flush', s.flushInstruction ?? '(msync mode: no cache flushes)'],

@@ -48,6 +48,8 @@ describe('daxkv CLI', () => {
     expect(info.status).toBe(0)
     expect(info.stdout).toMatch(/^size: +1 MiB \(1048576 bytes\), may grow to 2 GiB$/m)
     expect(info.stdout).toMatch(/^keys: +3$/m)
+    // Each command closed the store cleanly, so this open came from the index checkpoint of the last one.
+    expect(info.stdout).toMatch(/^recovery: +5 batches, 5 records, .* checked in .* ms; index from the index checkpoint, 0 records written after it replayed$/m)
     const stats = JSON.parse(daxkv('info', file, '--json').stdout) as { keys: number; fileBytes: number; recovery: { batches: number } }
     expect(stats).toMatchObject({ keys: 3, fileBytes: 1048576, recovery: { batches: 5 } })
 
