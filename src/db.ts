@@ -44,10 +44,10 @@ export interface OpenOptions {
   /** Clean segments in the background, a little at a time, when garbage builds up. Default `true`; `compact()` works either way. */
   backgroundCompaction?: boolean
   /**
-   * Keep an index checkpoint in `<path>.index`: written at a clean close, it lets the next open
-   * load the index instead of replaying the log, when the log is unchanged since (after a crash
-   * it is not, and the log is replayed). Default `true`; `false` neither reads nor writes one, and
-   * removes an existing one at close.
+   * Keep an index checkpoint in `<path>.index`: written at a clean close and in the background
+   * every `checkpointInterval`, it lets the next open load the index and replay only the batches
+   * written after it, instead of replaying the whole log (every batch is still checked). Default
+   * `true`; `false` neither reads nor writes one, and removes an existing one at close.
    */
   indexCheckpoint?: boolean
   /**
