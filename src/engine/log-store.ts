@@ -169,7 +169,7 @@ export class LogStore implements KeyReader {
     let checkpointRejected: string | undefined
     let tornTail: RecoveryReport['tornTail']
     const start = options.checkpoint === undefined ? undefined : this.#checkpointStart(options.checkpoint, superblock)
-    let resumed: { result: RecoveryResult; start: CheckpointStart } | undefined
+    let resumed: { result: RecoveryResult; start: Pick<CheckpointStart, 'index' | 'tombstones' | 'accounting'> } | undefined
     if (typeof start === 'string') checkpointRejected = start
     else if (start !== undefined) {
       // Validate the whole log as a replay does (checksums, sequence numbers,
@@ -193,46 +193,37 @@ export class LogStore implements KeyReader {
         checkpointRejected = `the checkpoint does not fit the log (${String(error)})`
       }
     }
-    if (resumed !== undefined) {
-      const { result, start } = resumed
-      this.index = start.index
-      this.#tombstones = start.tombstones
-      this.#segments = result.segments
-      for (const s of this.#segments) {
-        const counted = s.header === undefined ? undefined : start.accounting[s.index]
-        s.liveBytes = counted?.liveBytes ?? 0
-        s.deadRecords = counted?.deadRecords ?? 0
-      }
-      this.recovery = { ...result.report, superblockRepaired: repairedSlot, durationMs: performance.now() - started, source: 'checkpoint' }
-      this.#head = result.head
-      this.#nextBatchSeq = result.nextBatchSeq
-      this.#nextSegmentSeq = result.nextSegmentSeq
-    } else {
-      this.index = new KeyIndex(this)
-      this.#tombstones = new KeyIndex(this)
-      // Accounting during replay needs the segment table before recover()
-      // returns it, so the visitor fills a table of its own.
-      const segments: SegmentState[] = []
+    // Without a checkpoint that fits, every record goes into fresh tables. The
+    // accounting during replay needs a segment table before recover() returns
+    // one, so the visitor fills a table of its own.
+    let rebuilt = resumed
+    if (rebuilt === undefined) {
+      const start = { index: new KeyIndex(this), tombstones: new KeyIndex(this), accounting: [] as SegmentState[] }
       const result = recover(domain, superblock, (type, location, bytes) => {
-        this.#applyRecord(segments, type, location, bytes)
+        this.#applyRecord(start.accounting, type, location, bytes, start.index, start.tombstones)
       })
-      this.#segments = result.segments
-      for (const s of this.#segments) {
-        const counted = segments[s.index]
-        s.liveBytes = counted?.liveBytes ?? 0
-        s.deadRecords = counted?.deadRecords ?? 0
-      }
-      this.recovery = {
-        ...result.report,
-        tornTail: tornTail ?? result.report.tornTail,
-        superblockRepaired: repairedSlot,
-        checkpointRejected,
-        durationMs: performance.now() - started,
-      }
-      this.#head = result.head
-      this.#nextBatchSeq = result.nextBatchSeq
-      this.#nextSegmentSeq = result.nextSegmentSeq
+      rebuilt = { result, start }
     }
+    const { result } = rebuilt
+    this.index = rebuilt.start.index
+    this.#tombstones = rebuilt.start.tombstones
+    this.#segments = result.segments
+    for (const s of this.#segments) {
+      const counted = s.header === undefined ? undefined : rebuilt.start.accounting[s.index]
+      s.liveBytes = counted?.liveBytes ?? 0
+      s.deadRecords = counted?.deadRecords ?? 0
+    }
+    this.recovery = {
+      ...result.report,
+      tornTail: tornTail ?? result.report.tornTail,
+      superblockRepaired: repairedSlot,
+      checkpointRejected,
+      durationMs: performance.now() - started,
+      source: resumed === undefined ? 'log' : 'checkpoint',
+    }
+    this.#head = result.head
+    this.#nextBatchSeq = result.nextBatchSeq
+    this.#nextSegmentSeq = result.nextSegmentSeq
     for (const s of this.#segments) {
       if (s.header === undefined) this.#freeCount++
       else {
