@@ -552,8 +552,9 @@ export class DaxKV<V = any> {
   #scheduleCheckpoint(): void {
     if (!this.#indexCheckpoint || this.#checkpointInterval === 0 || this.#checkpointScheduled || this.#checkpointWriting) return
     const counters = this.#store.counters
-    const written = counters.bytesAppended + counters.bytesCopied
-    if (written - this.#logBytesAtCheckpoint < this.#checkpointThreshold()) return
+    const since = counters.bytesAppended + counters.bytesCopied - this.#logBytesAtCheckpoint
+    // This runs after every commit: the size-based part of the default is only looked at past its floor.
+    if (since < (this.#checkpointInterval ?? CHECKPOINT_INTERVAL_MIN) || since < this.#checkpointThreshold()) return
     this.#checkpointScheduled = true
     setImmediate(() => {
       this.#checkpointScheduled = false

@@ -12,7 +12,7 @@ import {
   SUPERBLOCK_BYTES,
 } from '../format/constants.js'
 import { batchBytes, batchChecksum, chainBatch, checkBatch, encodeBatch, forEachRecord, isZero, recordBytes, type EncodedOp } from '../format/batch.js'
-import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
+import { checkpointBytes, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
 import {
   SEGMENT_FREE_MARK,
   decodeSegmentHeader,
@@ -286,9 +286,9 @@ export class LogStore implements KeyReader {
     }
   }
 
-  /** About how many bytes {@link checkpoint} returns now (the two tables dominate). */
+  /** How many bytes {@link checkpoint} would return now. */
   checkpointBytes(): number {
-    return this.index.snapshot().entries.byteLength + this.#tombstones.snapshot().entries.byteLength + 104 * this.#segments.length
+    return checkpointBytes(this.#segments.length, this.index.snapshot().entries.length / 2, this.#tombstones.snapshot().entries.length / 2)
   }
 
   /**

@@ -63,11 +63,14 @@ export interface Checkpoint {
   readonly tombstones: CheckpointTable
 }
 
+/** Bytes of a checkpoint of `segments` segments and tables of `indexSlots` and `tombstoneSlots` slots. */
+export function checkpointBytes(segments: number, indexSlots: number, tombstoneSlots: number): number {
+  return FIXED_BYTES + segments * SEGMENT_ENTRY_BYTES + 8 * (indexSlots + tombstoneSlots) + 4
+}
+
 export function encodeCheckpoint(c: Checkpoint): Buffer {
   const count = c.segments.length
-  const tablesAt = FIXED_BYTES + count * SEGMENT_ENTRY_BYTES
-  const total = tablesAt + c.index.entries.byteLength + c.tombstones.entries.byteLength + 4
-  const buf = Buffer.allocUnsafe(total)
+  const buf = Buffer.allocUnsafe(checkpointBytes(count, c.index.entries.length / 2, c.tombstones.entries.length / 2))
   CHECKPOINT_MAGIC.copy(buf, 0)
   buf.writeUInt32LE(CHECKPOINT_VERSION, 8)
   buf.writeUInt32LE(count, 12)
@@ -113,8 +116,7 @@ export function decodeCheckpoint(buf: Buffer): { ok: true; checkpoint: Checkpoin
   const count = buf.readUInt32LE(12)
   const indexSlots = buf.readUInt32LE(68)
   const tombstoneSlots = buf.readUInt32LE(76)
-  const tablesAt = FIXED_BYTES + count * SEGMENT_ENTRY_BYTES
-  const end = tablesAt + 8 * (indexSlots + tombstoneSlots)
+  const end = checkpointBytes(count, indexSlots, tombstoneSlots) - 4
   if (end + 4 !== buf.length) return { ok: false, reason: `checkpoint is ${buf.length} bytes, its header implies ${end + 4}` }
   if (buf.readUInt32LE(end) !== native.crc32c(buf, 0, end)) return { ok: false, reason: 'checkpoint checksum mismatch' }
   const powerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0
