@@ -4,12 +4,11 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { native } from '../src/platform/native.js'
-import { random } from './helpers.js'
+import { random, SEED, tempDir } from './helpers.js'
 
 const ADDON = fileURLToPath(new URL('../native/build/Release/daxkv.node', import.meta.url))
-const SEED = Number(process.env.DAXKV_TEST_SEED ?? Date.now() % 2 ** 32)
 // mmap-io is CommonJS and its typings declare a default export it lacks.
 const mmap = createRequire(import.meta.url)('@riaskov/mmap-io') as {
   map(size: number, protection: number, flags: number, fd: number): Buffer
@@ -33,16 +32,6 @@ function crc32cReference(bytes: Uint8Array, previous = 0): number {
   }
   return ~crc >>> 0
 }
-
-const dirs: string[] = []
-function tempDir(parent: string): string {
-  const dir = fs.mkdtempSync(path.join(parent, 'daxkv-native-'))
-  dirs.push(dir)
-  return dir
-}
-afterAll(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
-})
 
 // Loads the addon in a fresh process with `env` and prints what it reports.
 function loadWith(env: Record<string, string>): string {

@@ -89,13 +89,13 @@ export type RecordVisitor = (type: number, location: number, bytes: number) => v
  * makes the whole file durable before recovery: see LogStore.) With
  * `repair: false` it writes nothing and only reports (used by verify).
  * It validates every batch (checksums, sequence, sealed tails) but hands
- * `visit` only the records of batches from `fromSeq` on (none without
- * `visit`): an open from an index checkpoint replays only what follows it.
+ * `visit` only the records of batches from `fromSeq` on: an open from an
+ * index checkpoint replays only what follows it.
  */
 export function recover(
   domain: PersistenceDomain,
   superblock: Superblock,
-  visit: RecordVisitor | undefined,
+  visit: RecordVisitor,
   options: { readonly repair: boolean; readonly fromSeq?: number } = { repair: true },
 ): RecoveryResult {
   const fromSeq = options.fromSeq ?? 1
@@ -147,7 +147,7 @@ export function recover(
         endReason = check.end
         break
       }
-      if (visit !== undefined && expected >= fromSeq) {
+      if (expected >= fromSeq) {
         recordsVisited += check.recordCount
         const batchStart = start + pos
         const batchView = view.subarray(pos, pos + check.length)
@@ -217,7 +217,7 @@ export function recover(
  * (dataEnd at its data start). Throws DAXKV_CORRUPTION for a damaged header
  * over data. Writes nothing.
  */
-export function readSegmentTable(domain: PersistenceDomain, superblock: Superblock): SegmentState[] {
+function readSegmentTable(domain: PersistenceDomain, superblock: Superblock): SegmentState[] {
   const { segmentBytes, segmentCount, fileId } = superblock
   const segments: SegmentState[] = []
   for (let index = 0; index < segmentCount; index++) {

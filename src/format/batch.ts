@@ -84,13 +84,16 @@ export function encodeBatch(out: Buffer, seq: number, ops: readonly EncodedOp[],
   writeU64(out, 16, seq)
   out.writeUInt32LE(ops.length, 24)
   const crc = native.crc32c(out, BATCH_HEADER_BYTES, pos - BATCH_HEADER_BYTES, native.crc32c(out, 8, 20))
-  out.writeUInt32LE(crc, 28)
+  out.writeUInt32LE(crc, CRC_OFFSET)
   return pos
 }
 
+/** Offset of the stored crc32c inside a batch header. */
+const CRC_OFFSET = 28
+
 /** The stored crc32c of the batch whose header starts at `at` in `view`. */
 export function batchChecksum(view: Buffer, at: number): number {
-  return view.readUInt32LE(at + 28)
+  return view.readUInt32LE(at + CRC_OFFSET)
 }
 
 /**
@@ -147,7 +150,7 @@ export function checkBatch(view: Buffer, expectedSeq: number): BatchCheck {
     return { ok: false, end: 'header' }
   }
   const crc = native.crc32c(view, BATCH_HEADER_BYTES, payloadBytes, native.crc32c(view, 8, 20))
-  if (crc !== view.readUInt32LE(28)) return { ok: false, end: 'checksum' }
+  if (crc !== batchChecksum(view, 0)) return { ok: false, end: 'checksum' }
   const recordCount = view.readUInt32LE(24)
   if (!recordsWellFormed(view, length, recordCount)) return { ok: false, end: 'records' }
   return { ok: true, length, recordCount }

@@ -1,22 +1,10 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { checkRecovered, KILL_SHAPE, readAckLog, runKillCampaign, runKillChild, type KillCampaignResult } from '../../src/crash/process-kill.js'
 import { makeWorkload } from '../../src/crash/workload.js'
-
-const baseSeed = Number(process.env.DAXKV_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31))
-const dirs: string[] = []
-
-function tempDir(parent: string): string {
-  const dir = fs.mkdtempSync(path.join(parent, 'daxkv-kill-'))
-  dirs.push(dir)
-  return dir
-}
-
-afterAll(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
-})
+import { SEED as baseSeed, tempDir } from '../helpers.js'
 
 function summary(r: KillCampaignResult): string {
   return `seed ${r.seed} (${r.mode}): ${r.rounds} rounds, ${r.roundsKilled} killed, ${r.roundsInterrupted} with steps in flight, ` +

@@ -1,7 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DaxKVError, ErrorCode, open, type DaxKV } from '../../src/index.js'
+import { tempDir } from '../helpers.js'
 import { daxDir, nodaxDir, SKIP_MESSAGE } from './env.js'
 
 // Same-boot checks on a real fs-dax mount: the kernel grants MAP_SYNC, the
@@ -9,16 +10,6 @@ import { daxDir, nodaxDir, SKIP_MESSAGE } from './env.js'
 // close and reopen. The cross-boot check is in reopen.test.ts.
 
 const FLUSH_INSTRUCTIONS = ['clwb', 'clflushopt', 'clflush']
-
-const dirs: string[] = []
-function tempDir(parent: string): string {
-  const dir = fs.mkdtempSync(path.join(parent, 'daxkv-dax-'))
-  dirs.push(dir)
-  return dir
-}
-afterAll(() => {
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
-})
 
 async function openError(file: string, options: Parameters<typeof open>[1]): Promise<unknown> {
   try {
