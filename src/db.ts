@@ -1,63 +1,19 @@
-import fs from 'node:fs'
-import { basename, dirname, join } from 'node:path'
 import { LRUCache } from 'lru-cache'
-import { DaxKVError, ErrorCode } from './errors.js'
-import { keyFromBytes, keyToBytes, keyToBytesForWrite, valueCodec, type Key, type KeyEncoding, type ValueCodec, type ValueEncoding } from './encoding.js'
-import { BATCH_HEADER_BYTES, FILE_BYTES_MAX, RECORD_DEL, RECORD_PUT, SUPERBLOCK_AREA_BYTES } from './format/constants.js'
-import { isZero, recordBytes, type EncodedOp } from './format/batch.js'
-import { LogStore, type LogStoreOptions, type VerifyReport } from './engine/log-store.js'
+import { BackgroundJobs, COMPACTION_STEP_BYTES } from './engine/background.js'
+import { CommitQueue } from './engine/commit-queue.js'
+import type { LogStore } from './engine/log-store.js'
 import type { RecoveryReport } from './engine/recovery.js'
-import { chooseGeometry, formatSuperblocks } from './engine/superblock-io.js'
 import type { Bound } from './engine/sorted-keys.js'
-import { createDaxfile, openDaxfile, type ModeRequest, type OpenedFile } from './platform/daxfile.js'
-import type { DomainKind, PersistenceDomain } from './platform/domain.js'
-import { MappedDomain } from './platform/mapped-domain.js'
-import { native } from './platform/native.js'
-import { parseSize } from './size.js'
-
-/** Options of {@link open}. */
-export interface OpenOptions {
-  /** Size of a new daxfile: bytes or a string such as `'64MiB'`. Ignored when the file exists. Default `'64MiB'`. */
-  size?: number | string
-  /** Create the daxfile if it does not exist. Default `true`. */
-  create?: boolean
-  /** Value encoding: `'msgpack'` (default), `'json'`, `'utf8'` (strings) or `'binary'` (Uint8Array). */
-  valueEncoding?: ValueEncoding
-  /** Key encoding: `'utf8'` (default; keys are returned as strings) or `'binary'` (returned as Buffers). Both accept strings and Uint8Arrays. */
-  keyEncoding?: KeyEncoding
-  /** Decoded values kept in an LRU cache, in entries; `0` disables it. Default 10 000. Cached values are shared: treat what `get` returns as read-only. */
-  cacheSize?: number
-  /** Acknowledge a write only once it is durable. Default `true`; `false` survives a process crash but not a power failure. */
-  sync?: boolean
-  /**
-   * Durability mode: `'auto'` (default: `'dax'` when the kernel grants MAP_SYNC, else `'msync'`),
-   * `'dax'` (fail unless DAX), `'msync'`, or `'forced-dax'` (cache flushes on non-DAX memory: for
-   * benchmarks only, not durable against power failure). The environment variable `DAXKV_MODE` sets the default.
-   */
-  mode?: ModeRequest
-  /** Segment size of a new daxfile (power of two, 64 KiB to 256 MiB). Default: up to 4 MiB, at least 8 segments. A value must fit in one segment. */
-  segmentSize?: number | string
-  /** Grow the file by whole, preallocated segments when free space runs low and compaction cannot free enough. Default `true`. */
-  autoGrow?: boolean
-  /** The file never grows beyond this size (bytes or a string such as `'1GiB'`); at it, puts fail with DAXKV_FULL. Default 2 GiB, the largest daxfile. */
-  maxSize?: number | string
-  /** Clean segments in the background, a little at a time, when garbage builds up. Default `true`; `compact()` works either way. */
-  backgroundCompaction?: boolean
-  /**
-   * Keep an index checkpoint in `<path>.index`: written at a clean close and in the background
-   * every `checkpointInterval`, it lets the next open load the index and replay only the batches
-   * written after it, instead of replaying the whole log (every batch is still checked). Default
-   * `true`; `false` neither reads nor writes one, and removes an existing one at close.
-   */
-  indexCheckpoint?: boolean
-  /**
-   * Log bytes written between index checkpoints taken in the background while the store is open
-   * (bytes or a string such as `'256MiB'`), so that a crash replays at most about that much of the
-   * log into the index. Default: 64 MiB or 8× the checkpoint's own size, whichever is larger. `0`:
-   * only at close.
-   */
-  checkpointInterval?: number | string
-}
+import type { VerifyReport } from './engine/verify.js'
+import { DaxKVError, ErrorCode } from './errors.js'
+import { keyFromBytes, keyToBytes, keyToBytesForWrite, valueCodec, type Key, type KeyEncoding, type ValueCodec } from './encoding.js'
+import { batchBytes, type EncodedOp } from './format/batch.js'
+import { BATCH_HEADER_BYTES, RECORD_DEL, RECORD_PUT } from './format/constants.js'
+import { recordBytes } from './format/record.js'
+import { checkpointIntervalOf, maxFileBytesOf, type OpenOptions } from './options.js'
+import type { OpenedFile } from './platform/daxfile.js'
+import type { DomainKind } from './platform/domain.js'
+import { statsOf, type Stats } from './stats.js'
 
 /** One operation of {@link DaxKV.batch}. */
 export type BatchOperation<V = unknown> = { type: 'put'; key: Key; value: V } | { type: 'del'; key: Key }
@@ -74,74 +30,19 @@ export interface RangeOptions {
   limit?: number
 }
 
-/** What {@link DaxKV.stats} reports. */
-export interface Stats {
-  readonly mode: DomainKind
-  readonly path: string
-  readonly sync: boolean
-  readonly keys: number
-  /** The daxfile's capacity as its superblock records it (the file itself may be longer after an interrupted growth). */
-  readonly fileBytes: number
-  readonly maxFileBytes: number
-  readonly segmentBytes: number
-  readonly segments: number
-  readonly segmentsInUse: number
-  readonly segmentsFree: number
-  /** Bytes of batches in the segments in use. */
-  readonly usedBytes: number
-  /** Bytes of live records: the latest put of each key and the latest tombstone of each deleted key still in the log. */
-  readonly liveBytes: number
-  /** Share of the used bytes that compaction could reclaim. */
-  readonly garbageRatio: number
-  readonly batchesWritten: number
-  readonly recordsWritten: number
-  /** Bytes appended for callers since open. */
-  readonly bytesAppended: number
-  /** Segments cleaned by compaction since open. */
-  readonly compactions: number
-  /** Bytes compaction appended again since open. */
-  readonly bytesCopied: number
-  /** (bytesAppended + bytesCopied) / bytesAppended: bytes written to the log per byte written by callers. */
-  readonly writeAmplification: number
-  readonly tombstonesDropped: number
-  /** Times the file grew since open. */
-  readonly growths: number
-  /** Index checkpoints written in the background since open (not counting the one at close). */
-  readonly checkpointsWritten: number
-  readonly cache: { readonly entries: number; readonly hits: number; readonly misses: number }
-  /**
-   * How commits reach durable media: 'cache-flush' (dax, forced-dax), 'msync' (stores into the
-   * mapping, msync; tmpfs), 'pwrite+fdatasync' (msync mode on a disk filesystem), or 'simulated'.
-   */
-  readonly writePath: 'cache-flush' | 'msync' | 'pwrite+fdatasync' | 'simulated'
-  /** The cache-line write-back instruction in use in dax and forced-dax modes. */
-  readonly flushInstruction: string | undefined
-  readonly crc32c: string
-  /** statx's DAX attribute of the file (null when unknown or simulated). */
-  readonly statxDax: boolean | null
-  readonly recovery: RecoveryReport
-}
-
-interface PendingUnit {
-  readonly ops: EncodedOp[]
-  readonly bytes: number
-  readonly resolve: () => void
-  readonly reject: (error: unknown) => void
-}
-
-const DEFAULT_SIZE = '64MiB'
-/** Bytes of a victim segment one compaction step scans: small enough to keep the event loop responsive. */
-const COMPACTION_STEP_BYTES = 256 * 1024
 const DEFAULT_CACHE_ENTRIES = 10_000
-/** Background index checkpoints come at least this many log bytes apart by default. */
-const CHECKPOINT_INTERVAL_MIN = 64 * 1024 * 1024
 /** Stands for a cached `null`, which lru-cache cannot hold. */
 const CACHED_NULL = Symbol('null')
+const MAX_PROBLEMS = 50
 
 /**
  * A daxkv database: one daxfile, one writer. Reads are synchronous and see
  * every committed write; writes issued in the same tick are committed
  * together (group commit), each promise resolving once its write is durable.
+ *
+ * This class validates and encodes what callers pass, keeps the cache of
+ * decoded values, and hands the work to the engine (engine/log-store.ts):
+ * reads to its index and record reader, writes to the commit queue.
  */
 export class DaxKV<V = any> {
   /** The daxfile's path. */
@@ -151,41 +52,42 @@ export class DaxKV<V = any> {
   readonly #codec: ValueCodec
   readonly #keyEncoding: KeyEncoding
   readonly #cache: LRUCache<string, object | symbol> | undefined
+  readonly #queue: CommitQueue
+  readonly #background: BackgroundJobs
+  readonly #maxFileBytes: number
   #cacheHits = 0
   #cacheMisses = 0
-  #pending: PendingUnit[] = []
-  #scheduled = false
   #closed = false
   #closing: Promise<void> | undefined
-  readonly #maxFileBytes: number
-  readonly #backgroundCompaction: boolean
-  readonly #indexCheckpoint: boolean
-  /** Log bytes between background checkpoints; 0 = none, undefined = the default rule. */
-  readonly #checkpointInterval: number | undefined
-  /** Log bytes written (appended and copied) when the last checkpoint was taken, or at open. */
-  #logBytesAtCheckpoint = 0
-  #checkpointScheduled = false
-  /** Set while a background checkpoint is being written; the close and newer ones bump the generation. */
-  #checkpointWriting = false
-  #checkpointGeneration = 0
-  #checkpointsWritten = 0
-  #compactionScheduled = false
-  /** The last error of background compaction (it stops on an error; writes will report it too). */
-  #compactionError: unknown
 
   /** @internal Use {@link open}. */
   constructor(store: LogStore, file: OpenedFile | undefined, path: string, options: OpenOptions) {
     this.path = path
     this.#store = store
-    this.#maxFileBytes = maxFileBytesOf(options)
-    this.#backgroundCompaction = options.backgroundCompaction !== false
     this.#file = file
-    this.#indexCheckpoint = file !== undefined && options.indexCheckpoint !== false
-    this.#checkpointInterval = options.checkpointInterval === undefined ? undefined : parseSize(options.checkpointInterval, 'checkpointInterval')
+    this.#maxFileBytes = maxFileBytesOf(options)
     this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
     this.#keyEncoding = options.keyEncoding ?? 'utf8'
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_ENTRIES
     this.#cache = this.#codec.cacheable && cacheSize > 0 ? new LRUCache<string, object | symbol>({ max: cacheSize }) : undefined
+    this.#background = new BackgroundJobs(
+      store,
+      {
+        compaction: options.backgroundCompaction !== false,
+        daxfile: file === undefined ? undefined : path,
+        keepCheckpoint: options.indexCheckpoint !== false,
+        checkpointInterval: checkpointIntervalOf(options),
+      },
+      () => !this.#closed && this.#closing === undefined,
+    )
+    const cache = this.#cache
+    this.#queue = new CommitQueue(
+      store.writer,
+      (ops) => {
+        if (cache !== undefined) for (const op of ops) cache.delete(op.key)
+      },
+      () => this.#background.afterCommits(),
+    )
   }
 
   /** Which durability mode is active: `'dax'`, `'msync'`, `'forced-dax'` or `'simulated'`. */
@@ -272,40 +174,14 @@ export class DaxKV<V = any> {
   /** Counters and geometry. */
   stats(): Stats {
     this.#checkOpen()
-    const store = this.#store
-    const usage = store.space()
-    const kind = store.domain.kind
-    const { counters } = store
-    return {
-      mode: kind,
+    return statsOf({
+      store: this.#store,
       path: this.path,
-      sync: store.durable,
-      keys: store.index.size,
-      fileBytes: store.superblock.fileBytes,
       maxFileBytes: this.#maxFileBytes,
-      segmentBytes: store.superblock.segmentBytes,
-      segments: usage.segments,
-      segmentsInUse: usage.segmentsInUse,
-      segmentsFree: usage.segmentsFree,
-      usedBytes: usage.usedBytes,
-      liveBytes: usage.liveBytes,
-      garbageRatio: usage.usedBytes === 0 ? 0 : usage.garbageBytes / usage.usedBytes,
-      batchesWritten: counters.batches,
-      recordsWritten: counters.records,
-      bytesAppended: counters.bytesAppended,
-      compactions: counters.compactions,
-      bytesCopied: counters.bytesCopied,
-      writeAmplification: counters.bytesAppended === 0 ? 1 : (counters.bytesAppended + counters.bytesCopied) / counters.bytesAppended,
-      tombstonesDropped: counters.tombstonesDropped,
-      growths: counters.growths,
-      checkpointsWritten: this.#checkpointsWritten,
+      checkpointsWritten: this.#background.checkpointsWritten,
       cache: { entries: this.#cache?.size ?? 0, hits: this.#cacheHits, misses: this.#cacheMisses },
-      writePath: writePathOf(store.domain),
-      flushInstruction: kind === 'dax' || kind === 'forced-dax' ? native.flushInstruction : undefined,
-      crc32c: native.crc32cImplementation,
       statxDax: this.#file?.statxDax ?? null,
-      recovery: store.recovery,
-    }
+    })
   }
 
   /**
@@ -315,13 +191,13 @@ export class DaxKV<V = any> {
    */
   async compact(): Promise<{ segmentsCleaned: number; bytesCopied: number }> {
     this.#checkOpen()
-    this.#flushPending()
-    const counters = this.#store.counters
+    this.#queue.flush()
+    const { counters, compactor } = this.#store
     const before = { segments: counters.compactions, bytes: counters.bytesCopied }
     // Each segment that holds garbage now is cleaned once.
-    const victims = this.#store.segmentsWithGarbage()
+    const victims = compactor.segmentsWithGarbage()
     while (!this.#closed && this.#closing === undefined) {
-      if (!this.#store.compactStep(COMPACTION_STEP_BYTES, 1, victims)) break
+      if (!compactor.step(COMPACTION_STEP_BYTES, 1, victims)) break
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
     return { segmentsCleaned: counters.compactions - before.segments, bytesCopied: counters.bytesCopied - before.bytes }
@@ -334,15 +210,16 @@ export class DaxKV<V = any> {
    */
   verify(): VerifyReport {
     this.#checkOpen()
-    this.#flushPending()
+    this.#queue.flush()
     const report = this.#store.verify()
     const problems = [...report.problems]
-    for (const bytes of this.#store.index.keys(undefined, undefined, false)) {
+    const { index, reader } = this.#store
+    for (const bytes of index.keys(undefined, undefined, false)) {
       try {
-        this.#store.decodeValueAt(this.#store.index.get(bytes)!, this.#codec.decode)
+        reader.decodeValueAt(index.get(bytes)!, this.#codec.decode)
       } catch (error) {
         problems.push(`the value of key ${JSON.stringify(keyFromBytes(bytes, this.#keyEncoding))} does not decode as ${this.#codec.name}: ${String(error)}`)
-        if (problems.length >= 50) break
+        if (problems.length >= MAX_PROBLEMS) break
       }
     }
     return { ...report, ok: problems.length === 0, problems }
@@ -353,17 +230,10 @@ export class DaxKV<V = any> {
     if (this.#closing !== undefined) return this.#closing
     this.#closing = new Promise<void>((resolve, reject) => {
       try {
-        this.#flushPending()
+        this.#queue.flush()
         this.#closed = true
-        // A background checkpoint still being written is older than the one written now: it is dropped.
-        this.#checkpointGeneration++
         try {
-          const checkpoint = this.#indexCheckpoint && this.#store.failed === undefined ? this.#store.checkpoint() : undefined
-          this.#store.close()
-          // Only once everything is durable, and while the lock is still held. Without checkpoints, one
-          // left by an earlier open may no longer match the log: it goes.
-          if (checkpoint !== undefined) writeCheckpointFile(checkpointPath(this.path), checkpoint)
-          else if (this.#file !== undefined) removeQuietly(checkpointPath(this.path))
+          this.#background.close()
         } finally {
           this.#file?.close()
           this.#cache?.clear()
@@ -396,7 +266,7 @@ export class DaxKV<V = any> {
   }
 
   #value(bytes: string, location: number): V {
-    const value = this.#store.decodeValueAt(location, this.#codec.decode) as V
+    const value = this.#store.reader.decodeValueAt(location, this.#codec.decode) as V
     if (this.#cache !== undefined && value !== undefined) this.#cache.set(bytes, value === null ? CACHED_NULL : (value as object))
     return value
   }
@@ -421,10 +291,11 @@ export class DaxKV<V = any> {
     const bytes = keyToBytesForWrite(key, this.#keyEncoding)
     const encoded = this.#codec.encode(value)
     const size = BATCH_HEADER_BYTES + recordBytes(bytes.length, encoded.length)
-    if (size > this.#store.maxBatchBytes) {
+    const usable = this.#store.writer.maxBatchBytes
+    if (size > usable) {
       throw new DaxKVError(
         ErrorCode.VALUE_TOO_LARGE,
-        `a value of ${encoded.length} bytes does not fit in a segment (${this.#store.maxBatchBytes} bytes usable); ` +
+        `a value of ${encoded.length} bytes does not fit in a segment (${usable} bytes usable); ` +
           `store it in pieces or create the daxfile with a larger segmentSize`,
       )
     }
@@ -444,11 +315,12 @@ export class DaxKV<V = any> {
     })
     // A batch is atomic, so it must fit one log batch: refuse it here, alone,
     // rather than fail the writes queued with it.
-    const bytes = BATCH_HEADER_BYTES + unitBytes(ops)
-    if (bytes > this.#store.maxBatchBytes) {
+    const bytes = batchBytes(ops)
+    const usable = this.#store.writer.maxBatchBytes
+    if (bytes > usable) {
       throw new DaxKVError(
         ErrorCode.VALUE_TOO_LARGE,
-        `a batch of ${bytes} bytes does not fit in a segment (${this.#store.maxBatchBytes} bytes usable); split it into smaller batches or create the daxfile with a larger segmentSize`,
+        `a batch of ${bytes} bytes does not fit in a segment (${usable} bytes usable); split it into smaller batches or create the daxfile with a larger segmentSize`,
       )
     }
     return ops
@@ -462,130 +334,13 @@ export class DaxKV<V = any> {
       // The write is committed on a later tick: keep the bytes the caller
       // gave now, not what their buffer holds by then.
       if (this.#codec.aliasesInput) for (let i = 0; i < ops.length; i++) ops[i] = copyValue(ops[i]!)
-      this.#pending.push({ ops, bytes: unitBytes(ops), resolve, reject })
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        process.nextTick(() => this.#flushPending())
-      }
+      this.#queue.push(ops, resolve, reject)
     })
   }
 
   #commitNow(ops: EncodedOp[]): void {
     this.#checkOpen()
-    if (this.#pending.length === 0) {
-      // Nothing queued before this write: commit it directly.
-      this.#store.append(ops, appendReason(ops))
-      if (this.#cache !== undefined) for (const op of ops) this.#cache.delete(op.key)
-      this.#scheduleCompaction()
-      this.#scheduleCheckpoint()
-      return
-    }
-    let failure: unknown
-    this.#pending.push({ ops, bytes: unitBytes(ops), resolve: () => {}, reject: (error) => (failure = error) })
-    this.#flushPending()
-    if (failure !== undefined) throw failure
-  }
-
-  /**
-   * Commits every queued unit, packing consecutive units into as few
-   * batches as fit a segment; each unit stays inside one batch, so it is
-   * atomic. A unit resolves only after its batch is committed.
-   */
-  #flushPending(): void {
-    this.#scheduled = false
-    const units = this.#pending
-    if (units.length === 0) return
-    this.#pending = []
-    const max = this.#store.maxBatchBytes
-    let i = 0
-    while (i < units.length) {
-      let j = i
-      let bytes = BATCH_HEADER_BYTES
-      const ops: EncodedOp[] = []
-      while (j < units.length && (j === i || bytes + units[j]!.bytes <= max)) {
-        bytes += units[j]!.bytes
-        for (const op of units[j]!.ops) ops.push(op)
-        j++
-      }
-      try {
-        this.#store.append(ops, appendReason(ops))
-      } catch (error) {
-        for (let k = i; k < units.length; k++) units[k]!.reject(error)
-        return
-      }
-      if (this.#cache !== undefined) for (const op of ops) this.#cache.delete(op.key)
-      for (let k = i; k < j; k++) units[k]!.resolve()
-      i = j
-    }
-    this.#scheduleCompaction()
-    this.#scheduleCheckpoint()
-  }
-
-  /** Runs one bounded compaction step per event-loop turn while the store wants it. */
-  #scheduleCompaction(): void {
-    if (!this.#backgroundCompaction || this.#compactionScheduled || this.#compactionError !== undefined) return
-    if (!this.#store.wantsCompaction()) return
-    this.#compactionScheduled = true
-    setImmediate(() => {
-      this.#compactionScheduled = false
-      if (this.#closed || this.#closing !== undefined) return
-      try {
-        this.#store.compactStep(COMPACTION_STEP_BYTES)
-      } catch (error) {
-        // A full file only pauses cleaning until the next write asks again;
-        // an I/O error latches the store, and every later call reports it.
-        if (!(error instanceof DaxKVError && error.code === ErrorCode.FULL)) this.#compactionError = error
-        return
-      }
-      this.#scheduleCompaction()
-    })
-  }
-
-  /**
-   * Takes an index checkpoint in the background once enough log has been
-   * written since the last one. The tables are encoded at once (a copy of
-   * the index, so later commits cannot change what it describes) and the
-   * file is written asynchronously and renamed into place, unless the store
-   * was closed or a newer checkpoint was taken meanwhile. A checkpoint
-   * describes a prefix of the log, which is all an open needs (docs/format.md).
-   */
-  #scheduleCheckpoint(): void {
-    if (!this.#indexCheckpoint || this.#checkpointInterval === 0 || this.#checkpointScheduled || this.#checkpointWriting) return
-    const counters = this.#store.counters
-    const since = counters.bytesAppended + counters.bytesCopied - this.#logBytesAtCheckpoint
-    // This runs after every commit: the size-based part of the default is only looked at past its floor.
-    if (since < (this.#checkpointInterval ?? CHECKPOINT_INTERVAL_MIN) || since < this.#checkpointThreshold()) return
-    this.#checkpointScheduled = true
-    setImmediate(() => {
-      this.#checkpointScheduled = false
-      if (this.#closed || this.#closing !== undefined || this.#store.failed !== undefined) return
-      const bytes = this.#store.checkpoint()
-      this.#logBytesAtCheckpoint = counters.bytesAppended + counters.bytesCopied
-      const generation = ++this.#checkpointGeneration
-      const file = checkpointPath(this.path)
-      const temporary = join(dirname(file), `${checkpointTemporaryPrefix(file)}${process.pid}-${generation}`)
-      this.#checkpointWriting = true
-      fs.promises
-        .writeFile(temporary, bytes)
-        .then(() => {
-          // Synchronous from the check to the rename: nothing can close the store in between.
-          if (this.#closed || generation !== this.#checkpointGeneration) removeQuietly(temporary)
-          else {
-            fs.renameSync(temporary, file)
-            this.#checkpointsWritten++
-          }
-        })
-        .catch(() => removeQuietly(temporary))
-        .finally(() => {
-          this.#checkpointWriting = false
-        })
-    })
-  }
-
-  /** Log bytes between background checkpoints: the option, or 64 MiB or 8× the checkpoint's size. */
-  #checkpointThreshold(): number {
-    if (this.#checkpointInterval !== undefined) return this.#checkpointInterval
-    return Math.max(CHECKPOINT_INTERVAL_MIN, 8 * this.#store.checkpointBytes())
+    this.#queue.commitNow(ops)
   }
 
   #checkOpen(): void {
@@ -595,179 +350,10 @@ export class DaxKV<V = any> {
   }
 }
 
-function writePathOf(domain: PersistenceDomain): Stats['writePath'] {
-  if (domain.kind === 'simulated') return 'simulated'
-  if (domain.kind !== 'msync') return 'cache-flush'
-  return domain instanceof MappedDomain && domain.writeThrough ? 'pwrite+fdatasync' : 'msync'
-}
-
-/** Deletes may use the reserved segment, so a full store can still shrink. */
-function appendReason(ops: readonly EncodedOp[]): 'put' | 'delete' {
-  for (const op of ops) if (op.type !== RECORD_DEL) return 'put'
-  return 'delete'
-}
-
 function copyValue(op: EncodedOp): EncodedOp {
   return op.value === undefined ? op : { type: op.type, key: op.key, value: Buffer.from(op.value) }
 }
 
-function unitBytes(ops: readonly EncodedOp[]): number {
-  let n = 0
-  for (const op of ops) n += recordBytes(op.key.length, op.value === undefined ? 0 : op.value.length)
-  return n
-}
-
 function bound(key: Key | undefined, inclusive: boolean): Bound | undefined {
   return key === undefined ? undefined : { key: keyToBytes(key), inclusive }
-}
-
-function maxFileBytesOf(options: OpenOptions): number {
-  const max = options.maxSize === undefined ? FILE_BYTES_MAX : parseSize(options.maxSize, 'maxSize')
-  if (max > FILE_BYTES_MAX) throw new RangeError(`maxSize must be at most ${FILE_BYTES_MAX} bytes, got ${max}`)
-  return max
-}
-
-function storeOptions(options: OpenOptions): LogStoreOptions {
-  return { durable: options.sync !== false, autoGrow: options.autoGrow !== false, maxBytes: maxFileBytesOf(options) }
-}
-
-function modeFrom(options: OpenOptions): ModeRequest {
-  const mode = options.mode ?? (process.env.DAXKV_MODE as ModeRequest | undefined) ?? 'auto'
-  if (!['auto', 'dax', 'msync', 'forced-dax'].includes(mode)) {
-    throw new TypeError(`mode must be 'auto', 'dax', 'msync' or 'forced-dax', got ${JSON.stringify(mode)}`)
-  }
-  return mode
-}
-
-function checkOptions(options: OpenOptions): void {
-  if (options === null || typeof options !== 'object') throw new TypeError('open() options must be an object')
-  if (options.cacheSize !== undefined && !(Number.isInteger(options.cacheSize) && options.cacheSize >= 0)) {
-    throw new RangeError(`cacheSize must be a whole number of entries, got ${options.cacheSize}`)
-  }
-  if (options.keyEncoding !== undefined && options.keyEncoding !== 'utf8' && options.keyEncoding !== 'binary') {
-    throw new TypeError(`unknown keyEncoding ${JSON.stringify(options.keyEncoding)}: use 'utf8' or 'binary'`)
-  }
-  valueCodec(options.valueEncoding ?? 'msgpack')
-  if (options.checkpointInterval !== undefined) parseSize(options.checkpointInterval, 'checkpointInterval')
-}
-
-/**
- * Opens (and by default creates) the daxfile at `path`.
- *
- * ```ts
- * const db = await open('data.dax', { size: '64MiB' })
- * await db.put('hello', { world: true })
- * db.get('hello') // { world: true }
- * await db.close()
- * ```
- */
-export async function open<V = any>(path: string, options: OpenOptions = {}): Promise<DaxKV<V>> {
-  if (typeof path !== 'string' || path === '') throw new TypeError('open() needs the path of a daxfile')
-  checkOptions(options)
-  const mode = modeFrom(options)
-  let file: OpenedFile | undefined
-  if (!fs.existsSync(path) && options.create !== false) {
-    // A checkpoint left by a daxfile that was deleted would only be refused at the next close.
-    removeQuietly(checkpointPath(path))
-    const geometry = chooseGeometry(
-      parseSize(options.size ?? DEFAULT_SIZE),
-      options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize'),
-    )
-    file = createDaxfile(path, geometry.fileBytes, mode, (domain) => {
-      formatSuperblocks(domain, geometry)
-    })
-  }
-  file ??= openDaxfile(path, mode)
-  const opened = file
-  try {
-    // Read under the lock, so no other writer can be replacing it.
-    removeCheckpointTemporaries(checkpointPath(path))
-    const checkpoint = options.indexCheckpoint === false ? undefined : readCheckpointFile(checkpointPath(path))
-    const store = LogStore.open(file.domain, path, {
-      ...storeOptions(options),
-      beforeRecovery: (superblock) => opened.checkExtents(superblock.fileBytes),
-      ...(checkpoint === undefined ? {} : { checkpoint }),
-    })
-    // A checkpoint the log has moved past is of no further use.
-    if (store.recovery.checkpointRejected !== undefined) removeQuietly(checkpointPath(path))
-    return new DaxKV<V>(store, file, path, options)
-  } catch (error) {
-    file.close()
-    throw error
-  }
-}
-
-/**
- * Opens a database on a persistence domain the caller provides (the
- * simulated domain of the crash tests). A domain whose superblock area is
- * all zero is formatted first, with `options.size` ignored in favour of the
- * domain's size.
- */
-export function openOnDomain<V = any>(domain: PersistenceDomain, options: OpenOptions = {}, label = '(simulated)'): DaxKV<V> {
-  checkOptions(options)
-  if (isZero(domain.view(0, SUPERBLOCK_AREA_BYTES), 0, SUPERBLOCK_AREA_BYTES)) {
-    formatSuperblocks(
-      domain,
-      chooseGeometry(domain.size, options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize')),
-    )
-  }
-  return new DaxKV<V>(LogStore.open(domain, label, storeOptions(options)), undefined, label, options)
-}
-
-/** Where the index checkpoint of the daxfile at `path` is kept. */
-export function checkpointPath(path: string): string {
-  return `${path}.index`
-}
-
-function readCheckpointFile(file: string): Buffer | undefined {
-  try {
-    return fs.readFileSync(file)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    // Unreadable: the log is replayed instead, which is always correct.
-    return Buffer.alloc(0)
-  }
-}
-
-/**
- * Writes the checkpoint under a temporary name and renames it into place.
- * Not fsynced: a checkpoint lost or torn by a crash fails its checksum or
- * its match with the log, and the log is replayed. A failure to write it
- * (a full disk) leaves the old one, which no longer matches the log.
- */
-function writeCheckpointFile(file: string, bytes: Buffer): void {
-  const temporary = join(dirname(file), `${checkpointTemporaryPrefix(file)}${process.pid}`)
-  try {
-    fs.writeFileSync(temporary, bytes)
-    fs.renameSync(temporary, file)
-  } catch {
-    removeQuietly(temporary)
-  }
-}
-
-/** Hidden names the checkpoint is written under before the rename. */
-function checkpointTemporaryPrefix(file: string): string {
-  return `.${basename(file)}.tmp-`
-}
-
-/**
- * Removes checkpoint temporaries a process left when it died inside close.
- * Called with the daxfile's lock held: only the lock holder writes one, so
- * every one found is abandoned.
- */
-function removeCheckpointTemporaries(file: string): void {
-  const prefix = checkpointTemporaryPrefix(file)
-  try {
-    for (const name of fs.readdirSync(dirname(file))) if (name.startsWith(prefix)) removeQuietly(join(dirname(file), name))
-  } catch {
-    // An unreadable directory leaves them; nothing reads them.
-  }
-}
-
-function removeQuietly(file: string): void {
-  try {
-    fs.rmSync(file, { force: true })
-  } catch {
-    // Nothing depends on it being gone.
-  }
 }

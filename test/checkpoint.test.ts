@@ -9,14 +9,15 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { checkpointPath } from '../src/db.js'
+import { checkpointPath } from '../src/platform/checkpoint-file.js'
 import { decodeCheckpoint, encodeCheckpoint } from '../src/format/checkpoint.js'
 import { SEGMENT_MAGIC } from '../src/format/constants.js'
-import { hashKey } from '../src/engine/key-index.js'
+import { hashKey } from '../src/format/key-hash.js'
 import { segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
 import { readU64 } from '../src/format/u64.js'
 import { open, type DaxKV, type OpenOptions, type RecoveryReport } from '../src/index.js'
 import { below, entries, random, seedNote, SEED, tempDir } from './helpers.js'
+import { native } from '../src/platform/native.js'
 
 const OPTIONS: OpenOptions = { size: '1MiB', segmentSize: '64KiB', backgroundCompaction: false, valueEncoding: 'utf8' }
 
@@ -311,7 +312,7 @@ describe('index checkpoint', () => {
   it('a checkpoint whose checksum holds but whose table points outside the file is refused at replay', async () => {
     const { file, model } = await storeWithHistory()
     const key = sorted(model)[0]![0]
-    const decoded = decodeCheckpoint(fs.readFileSync(checkpointPath(file)))
+    const decoded = decodeCheckpoint(fs.readFileSync(checkpointPath(file)), native.crc32c)
     if (!decoded.ok) throw new Error(decoded.reason)
     const { entries: table } = decoded.checkpoint.index
     let forged = 0
@@ -322,14 +323,14 @@ describe('index checkpoint', () => {
       }
     }
     expect(forged).toBe(1)
-    fs.writeFileSync(checkpointPath(file), encodeCheckpoint(decoded.checkpoint))
+    fs.writeFileSync(checkpointPath(file), encodeCheckpoint(decoded.checkpoint, native.crc32c))
     // A write of that key after the checkpoint makes the replay look the forged entry up.
     const db = await open<string>(file, { ...OPTIONS, indexCheckpoint: false })
     db.putSync(key, 'rewritten')
     model.set(key, 'rewritten')
     const copy = crashCopy(file)
     await db.close()
-    fs.writeFileSync(checkpointPath(copy), encodeCheckpoint(decoded.checkpoint))
+    fs.writeFileSync(checkpointPath(copy), encodeCheckpoint(decoded.checkpoint, native.crc32c))
     const reopened = await open<string>(copy, OPTIONS)
     expect(reopened.recovery.source).toBe('log')
     expect(reopened.recovery.checkpointRejected).toMatch(/does not fit the log/)

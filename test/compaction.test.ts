@@ -6,7 +6,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { DaxKVError, ErrorCode, open, openOnDomain, SimulatedDomain, type DaxKV, type OpenOptions } from '../src/index.js'
+import { DaxKVError, ErrorCode, open, type DaxKV, type OpenOptions } from '../src/index.js'
+import { openOnDomain } from '../src/crash/open-on-domain.js'
+import { SimulatedDomain } from '../src/platform/simulated-domain.js'
 import { below, compactBounded, entries, random, seedNote, SEED, tempDir } from './helpers.js'
 
 const KiB = 1024

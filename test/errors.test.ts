@@ -24,7 +24,7 @@ function fresh(parent = os.tmpdir()): string {
 }
 
 function superblockOf(file: string): Superblock {
-  const check = decodeSuperblock(fs.readFileSync(file).subarray(0, SUPERBLOCK_BYTES))
+  const check = decodeSuperblock(fs.readFileSync(file).subarray(0, SUPERBLOCK_BYTES), native.crc32c)
   if (!check.ok) throw new Error(`test setup: ${file} has no valid first superblock copy (${check.detail})`)
   return check.superblock
 }
@@ -49,13 +49,13 @@ interface BatchAt {
 function batchesOf(file: string, index: number): BatchAt[] {
   const image = fs.readFileSync(file)
   const sb = superblockOf(file)
-  const header = decodeSegmentHeader(image.subarray(segmentHeaderOffset(index, sb.segmentBytes)), sb.fileId, index)
+  const header = decodeSegmentHeader(image.subarray(segmentHeaderOffset(index, sb.segmentBytes)), sb.fileId, index, native.crc32c)
   if (header === undefined) return []
   const out: BatchAt[] = []
   let at = segmentDataOffset(index, sb.segmentBytes)
   const end = (index + 1) * sb.segmentBytes
   for (let seq = header.firstBatchSeq; ; seq++) {
-    const check = checkBatch(image.subarray(at, end), seq)
+    const check = checkBatch(image.subarray(at, end), seq, native.crc32c)
     if (!check.ok) return out
     out.push({ offset: at, length: check.length, seq })
     at += check.length
@@ -382,7 +382,7 @@ describe('DAXKV_NOT_DAXFILE', () => {
     const file = fresh()
     await (await open(file, { size: '1MiB' })).close()
     const sb = superblockOf(file)
-    const future = encodeSuperblock(sb)
+    const future = encodeSuperblock(sb, native.crc32c)
     future.writeUInt32LE(sb.formatVersion + 1, 8)
     future.writeUInt32LE(native.crc32c(future, 0, 60), 60)
     patch(file, 0, future)
@@ -479,8 +479,8 @@ describe('superblock repair', () => {
       const image = fs.readFileSync(file)
       const copy0 = image.subarray(0, SUPERBLOCK_BYTES)
       const copy1 = image.subarray(SUPERBLOCK_SLOT_BYTES, SUPERBLOCK_SLOT_BYTES + SUPERBLOCK_BYTES)
-      expect(decodeSuperblock(copy0).ok).toBe(true)
-      expect(decodeSuperblock(copy1).ok).toBe(true)
+      expect(decodeSuperblock(copy0, native.crc32c).ok).toBe(true)
+      expect(decodeSuperblock(copy1, native.crc32c).ok).toBe(true)
       expect(copy0.equals(clean)).toBe(true)
       expect(copy1.equals(clean)).toBe(true)
     })

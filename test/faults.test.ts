@@ -4,7 +4,9 @@
  * reopened, and lose nothing it acknowledged.
  */
 import { describe, expect, it } from 'vitest'
-import { DaxKVError, ErrorCode, openOnDomain, SimulatedDomain, type DaxKV, type SimulatedGranularity } from '../src/index.js'
+import { DaxKVError, ErrorCode, type DaxKV } from '../src/index.js'
+import { openOnDomain } from '../src/crash/open-on-domain.js'
+import { SimulatedDomain, type SimulatedGranularity } from '../src/platform/simulated-domain.js'
 import { SEGMENT_FREE_MARK } from '../src/format/segment.js'
 import { caught, entries, expectCode, random, rejection, seedNote, SEED } from './helpers.js'
 

@@ -18,7 +18,8 @@ import {
   SUPERBLOCK_BYTES,
   SUPERBLOCK_SLOT_BYTES,
 } from '../src/format/constants.js'
-import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type EncodedOp } from '../src/format/batch.js'
+import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, nonZeroEnd, type EncodedOp } from '../src/format/batch.js'
+import { recordBytes } from '../src/format/record.js'
 import {
   decodeSegmentHeader,
   encodeSegmentHeader,
@@ -70,7 +71,7 @@ function resealSuperblock(buf: Buffer): Buffer {
 }
 
 function superblockReason(buf: Buffer): string {
-  const check = decodeSuperblock(buf)
+  const check = decodeSuperblock(buf, native.crc32c)
   return check.ok ? 'ok' : check.reason
 }
 
@@ -78,9 +79,9 @@ describe('superblock', () => {
   it('decodes to exactly what was encoded, for any valid geometry and counters', () => {
     checkProperty(
       fc.property(superblockArb, (sb) => {
-        const encoded = encodeSuperblock(sb)
+        const encoded = encodeSuperblock(sb, native.crc32c)
         expect(encoded.length).toBe(SUPERBLOCK_BYTES)
-        const check = decodeSuperblock(encoded)
+        const check = decodeSuperblock(encoded, native.crc32c)
         expect(check).toEqual({ ok: true, superblock: sb })
       }),
       200,
@@ -95,7 +96,7 @@ describe('superblock', () => {
 
   it('rejects a copy with the wrong magic for reason "magic"', () => {
     for (let i = 0; i < 8; i++) {
-      const buf = encodeSuperblock(SAMPLE_SUPERBLOCK)
+      const buf = encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c)
       buf[i] = buf[i]! ^ 0x20
       expect(superblockReason(buf), `magic byte ${i}`).toBe('magic')
     }
@@ -103,7 +104,7 @@ describe('superblock', () => {
   })
 
   it('rejects every single-bit flip outside the magic for reason "checksum"', () => {
-    const clean = encodeSuperblock(SAMPLE_SUPERBLOCK)
+    const clean = encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c)
     for (let bit = 64; bit < SUPERBLOCK_BYTES * 8; bit++) {
       const buf = Buffer.from(clean)
       buf[bit >> 3] = buf[bit >> 3]! ^ (1 << (bit & 7))
@@ -113,7 +114,7 @@ describe('superblock', () => {
 
   it('rejects a correctly sealed copy of another format version for reason "version"', () => {
     for (const version of [0, FORMAT_VERSION + 1, 0xffff_ffff]) {
-      const buf = encodeSuperblock(SAMPLE_SUPERBLOCK)
+      const buf = encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c)
       buf.writeUInt32LE(version, 8)
       expect(superblockReason(resealSuperblock(buf)), `version ${version}`).toBe('version')
     }
@@ -134,7 +135,7 @@ describe('superblock', () => {
       ['file id beyond 2^53', (b) => b.writeUInt32LE(0xffff_ffff, 52)],
     ]
     for (const [what, change] of cases) {
-      const buf = encodeSuperblock(SAMPLE_SUPERBLOCK)
+      const buf = encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c)
       change(buf)
       expect(superblockReason(resealSuperblock(buf)), what).toBe('geometry')
     }
@@ -156,9 +157,9 @@ describe('segment header', () => {
           segmentIndex: fc.integer({ min: 0, max: 0xffff_ffff }),
         }),
         (h) => {
-          const encoded = encodeSegmentHeader(h)
+          const encoded = encodeSegmentHeader(h, native.crc32c)
           expect(encoded.length).toBe(SEGMENT_HEADER_BYTES)
-          expect(decodeSegmentHeader(encoded, h.fileId, h.segmentIndex)).toEqual(h)
+          expect(decodeSegmentHeader(encoded, h.fileId, h.segmentIndex, native.crc32c)).toEqual(h)
         },
       ),
       200,
@@ -166,31 +167,31 @@ describe('segment header', () => {
   })
 
   it('rejects a header that names another file id', () => {
-    const buf = encodeSegmentHeader(SAMPLE_SEGMENT)
-    expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId + 1, SAMPLE_SEGMENT.segmentIndex)).toBeUndefined()
-    expect(decodeSegmentHeader(buf, 1, SAMPLE_SEGMENT.segmentIndex)).toBeUndefined()
+    const buf = encodeSegmentHeader(SAMPLE_SEGMENT, native.crc32c)
+    expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId + 1, SAMPLE_SEGMENT.segmentIndex, native.crc32c)).toBeUndefined()
+    expect(decodeSegmentHeader(buf, 1, SAMPLE_SEGMENT.segmentIndex, native.crc32c)).toBeUndefined()
   })
 
   it('rejects a header found at another segment index', () => {
-    const buf = encodeSegmentHeader(SAMPLE_SEGMENT)
-    expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId, SAMPLE_SEGMENT.segmentIndex + 1)).toBeUndefined()
-    expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId, 0)).toBeUndefined()
+    const buf = encodeSegmentHeader(SAMPLE_SEGMENT, native.crc32c)
+    expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId, SAMPLE_SEGMENT.segmentIndex + 1, native.crc32c)).toBeUndefined()
+    expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId, 0, native.crc32c)).toBeUndefined()
   })
 
   it('rejects every single-bit flip (bad crc, magic or version)', () => {
-    const clean = encodeSegmentHeader(SAMPLE_SEGMENT)
-    expect(decodeSegmentHeader(clean, SAMPLE_SEGMENT.fileId, SAMPLE_SEGMENT.segmentIndex)).toEqual(SAMPLE_SEGMENT)
+    const clean = encodeSegmentHeader(SAMPLE_SEGMENT, native.crc32c)
+    expect(decodeSegmentHeader(clean, SAMPLE_SEGMENT.fileId, SAMPLE_SEGMENT.segmentIndex, native.crc32c)).toEqual(SAMPLE_SEGMENT)
     for (let bit = 0; bit < SEGMENT_HEADER_BYTES * 8; bit++) {
       const buf = Buffer.from(clean)
       buf[bit >> 3] = buf[bit >> 3]! ^ (1 << (bit & 7))
-      expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId, SAMPLE_SEGMENT.segmentIndex), `bit ${bit}`).toBeUndefined()
+      expect(decodeSegmentHeader(buf, SAMPLE_SEGMENT.fileId, SAMPLE_SEGMENT.segmentIndex, native.crc32c), `bit ${bit}`).toBeUndefined()
     }
   })
 
   it('rejects a zeroed (free) segment and a sealed header with sequence numbers of zero', () => {
-    expect(decodeSegmentHeader(Buffer.alloc(SEGMENT_HEADER_BYTES), 0, 0)).toBeUndefined()
-    expect(decodeSegmentHeader(encodeSegmentHeader({ ...SAMPLE_SEGMENT, segmentSeq: 0 }), SAMPLE_SEGMENT.fileId, 5)).toBeUndefined()
-    expect(decodeSegmentHeader(encodeSegmentHeader({ ...SAMPLE_SEGMENT, firstBatchSeq: 0 }), SAMPLE_SEGMENT.fileId, 5)).toBeUndefined()
+    expect(decodeSegmentHeader(Buffer.alloc(SEGMENT_HEADER_BYTES), 0, 0, native.crc32c)).toBeUndefined()
+    expect(decodeSegmentHeader(encodeSegmentHeader({ ...SAMPLE_SEGMENT, segmentSeq: 0 }, native.crc32c), SAMPLE_SEGMENT.fileId, 5, native.crc32c)).toBeUndefined()
+    expect(decodeSegmentHeader(encodeSegmentHeader({ ...SAMPLE_SEGMENT, firstBatchSeq: 0 }, native.crc32c), SAMPLE_SEGMENT.fileId, 5, native.crc32c)).toBeUndefined()
   })
 
   it('puts segment 0 after the superblock area and segment i at i * segmentBytes', () => {
@@ -226,7 +227,7 @@ function encoded(ops: readonly EncodedOp[], seq: number, commit = true, slack = 
   const length = batchBytes(ops)
   const view = Buffer.alloc(length + slack)
   const offsets: number[] = []
-  expect(encodeBatch(view, seq, ops, offsets)).toBe(length)
+  expect(encodeBatch(view, seq, ops, offsets, native.crc32c)).toBe(length)
   if (commit) view.writeDoubleLE(seq, 0)
   return { view, length, offsets }
 }
@@ -238,7 +239,7 @@ function resealBatch(view: Buffer): void {
 }
 
 function endOf(view: Buffer, seq: number): string {
-  const check = checkBatch(view, seq)
+  const check = checkBatch(view, seq, native.crc32c)
   return check.ok ? 'ok' : check.end
 }
 
@@ -274,7 +275,7 @@ describe('batch', () => {
         const { view, length, offsets } = encoded(ops, seq)
         expect(length % 8).toBe(0)
         expect(length).toBe(BATCH_HEADER_BYTES + ops.reduce((n, op) => n + recordBytes(op.key.length, op.value?.length ?? 0), 0))
-        expect(checkBatch(view, seq)).toEqual({ ok: true, length, recordCount: ops.length })
+        expect(checkBatch(view, seq, native.crc32c)).toEqual({ ok: true, length, recordCount: ops.length })
         const seen: number[] = []
         forEachRecord(view, ops.length, (_type, at) => seen.push(at))
         expect(seen).toEqual(offsets.slice(0, ops.length))
@@ -288,7 +289,7 @@ describe('batch', () => {
 
   it('validates an empty batch as 32 bytes with no records', () => {
     const { view } = encoded([], 1)
-    expect(checkBatch(view, 1)).toEqual({ ok: true, length: BATCH_HEADER_BYTES, recordCount: 0 })
+    expect(checkBatch(view, 1, native.crc32c)).toEqual({ ok: true, length: BATCH_HEADER_BYTES, recordCount: 0 })
   })
 
   it('ends the log with "zero" at an all-zero header', () => {
@@ -382,8 +383,8 @@ describe('batch', () => {
     const length = batchBytes(ops)
     const clean = Buffer.alloc(length)
     const dirty = Buffer.alloc(length, 0xee)
-    encodeBatch(clean, 9, ops, [])
-    encodeBatch(dirty, 9, ops, [])
+    encodeBatch(clean, 9, ops, [], native.crc32c)
+    encodeBatch(dirty, 9, ops, [], native.crc32c)
     expect(dirty.equals(clean), seedNote()).toBe(true)
     expect(dirty.readDoubleLE(0)).toBe(0)
   })

@@ -7,7 +7,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { DaxKVError, ErrorCode, open, openOnDomain, SimulatedDomain, type DaxKV, type RangeOptions } from '../src/index.js'
+import { DaxKVError, ErrorCode, open, type DaxKV, type RangeOptions } from '../src/index.js'
+import { openOnDomain } from '../src/crash/open-on-domain.js'
+import { SimulatedDomain } from '../src/platform/simulated-domain.js'
 import { checkAsyncProperty, compactBounded, compareBytes, random, tempDir } from './helpers.js'
 
 /** A small file that may grow a little: overwrites soon need compaction and segment reuse. */

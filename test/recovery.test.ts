@@ -5,7 +5,9 @@
  * entries with a model of what was acknowledged.
  */
 import { describe, expect, it } from 'vitest'
-import { openOnDomain, SimulatedDomain, type DaxKV, type OpenOptions, type SimulatedGranularity } from '../src/index.js'
+import { type DaxKV, type OpenOptions } from '../src/index.js'
+import { openOnDomain } from '../src/crash/open-on-domain.js'
+import { SimulatedDomain, type SimulatedGranularity } from '../src/platform/simulated-domain.js'
 import { SUPERBLOCK_BYTES } from '../src/format/constants.js'
 import { below, entries, random, seedNote, SEED } from './helpers.js'
 

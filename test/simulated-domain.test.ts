@@ -4,7 +4,7 @@
  * trust these semantics, so they are pinned down here.
  */
 import { describe, expect, it } from 'vitest'
-import { SimulatedDomain, type SimulatedGranularity } from '../src/index.js'
+import { SimulatedDomain, type SimulatedGranularity } from '../src/platform/simulated-domain.js'
 import { below, random, randomBytes, seedNote, SEED } from './helpers.js'
 
 const SIZE = 64 * 1024

@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { KeyIndex, hashBytes, hashKey, type KeyReader } from '../src/engine/key-index.js'
+import { KeyIndex, type KeyReader } from '../src/engine/key-index.js'
+import { hashBytes, hashKey } from '../src/format/key-hash.js'
 import { SortedKeys, type Bound } from '../src/engine/sorted-keys.js'
 import { below, checkProperty, random, seedNote, SEED } from './helpers.js'
 

@@ -2,10 +2,12 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { DaxKVError, open, openOnDomain, SimulatedDomain } from '../src/index.js'
+import { DaxKVError, open } from '../src/index.js'
+import { openOnDomain } from '../src/crash/open-on-domain.js'
+import { SimulatedDomain } from '../src/platform/simulated-domain.js'
 import { Random } from '../src/crash/random.js'
+import { SEED as baseSeed } from './helpers.js'
 
-const baseSeed = Number(process.env.DAXKV_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const dirs: string[] = []
 function tempFile(root = os.tmpdir()): string {
   const dir = fs.mkdtempSync(path.join(root, 'daxkv-space-'))

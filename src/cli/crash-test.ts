@@ -1,13 +1,42 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import { open } from '../db.js'
+import type { Command } from 'commander'
+import { open } from '../open.js'
 import { runPowerFailureCampaign, type PowerFailureResult } from '../crash/power-failure.js'
 import { runKillCampaign, type KillCampaignResult } from '../crash/process-kill.js'
 import { FILE_BYTES_MIN } from '../format/constants.js'
 import type { ModeRequest } from '../platform/daxfile.js'
 import type { SimulatedGranularity } from '../platform/simulated-domain.js'
+import { randomSeed } from '../crash/random.js'
+import { modeOption, wholeNumber } from './options.js'
+import { ProgressBar } from './progress.js'
 import { RealFileChecker } from './real-file-check.js'
 import { count } from './words.js'
+
+/** `daxkv crash-test --dir <dir>`: the crash campaigns on this machine and filesystem. */
+export function addCrashTestCommand(cli: Command): void {
+  cli
+    .command('crash-test')
+    .description('run the simulated power-failure and process-kill campaigns on this machine')
+    .requiredOption('--dir <dir>', 'directory for crash images and the kill campaign (use the filesystem you want to test)')
+    .option('--ops <n>', 'workload steps of each power-failure campaign', wholeNumber(1), 200)
+    .option('--seed <seed>', 'replay a run from its seed (default: random, printed)', wholeNumber(0, 0xffff_ffff))
+    .option('--images <n>', 'random crash images per crash point when there are too many to enumerate', wholeNumber(0, 1000), 6)
+    .addOption(modeOption('mode for opening real files and for the kill campaign').default('msync'))
+    .option('--rounds <n>', 'rounds of the process-kill campaign (0 skips it)', wholeNumber(0), 20)
+    .action(async (options: { dir: string; ops: number; seed?: number; images: number; mode: ModeRequest; rounds: number }) => {
+      const seed = options.seed ?? randomSeed()
+      const dir = path.resolve(options.dir)
+      console.error(`daxkv crash-test: seed ${seed} (replay with --seed ${seed}), in ${dir}`)
+      const bar = new ProgressBar(process.stderr)
+      const report = await runCrashTest({ dir, ops: options.ops, seed, images: options.images, mode: options.mode, rounds: options.rounds }, (fraction, label) =>
+        bar.update(fraction, label),
+      )
+      bar.done()
+      console.log(formatReport(report))
+      if (report.violations.length > 0) process.exitCode = 1
+    })
+}
 
 /** What `daxkv crash-test` runs; every field is on its command line, so a report can name the exact command. */
 export interface CrashTestOptions {

@@ -7,7 +7,7 @@
  * the reply is posted.
  */
 import { workerData, type MessagePort } from 'node:worker_threads'
-import { open } from '../db.js'
+import { open } from '../open.js'
 import type { ModeRequest } from '../platform/daxfile.js'
 
 /** What the main thread asks for. */

@@ -16,10 +16,11 @@
  */
 import fs from 'node:fs'
 import { parseArgs } from 'node:util'
-import { open, type DaxKV } from '../db.js'
+import type { DaxKV } from '../db.js'
+import { open } from '../open.js'
 import { DaxKVError, ErrorCode } from '../errors.js'
 import type { ModeRequest } from '../platform/daxfile.js'
-import { KILL_DB_OPTIONS, KILL_FILE_BYTES, KILL_FILE_BYTES_MAX, KILL_SHAPE, KILL_STEPS_MAX } from './process-kill.js'
+import { KILL_DB_OPTIONS, KILL_FILE_BYTES, KILL_FILE_BYTES_MAX, KILL_SHAPE, KILL_STEPS_MAX } from './kill-settings.js'
 import { makeWorkload, runStepAsync, runStepSync, type Step } from './workload.js'
 
 /** Async steps issued in one tick, as the power-failure campaign does: one group commit. */

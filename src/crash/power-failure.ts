@@ -1,6 +1,8 @@
-import { openOnDomain, type DaxKV } from '../db.js'
+import type { DaxKV } from '../db.js'
 import { native } from '../platform/native.js'
 import { SimulatedDomain, type SimulatedGranularity } from '../platform/simulated-domain.js'
+import { withCommitFault, type CommitFault } from './broken-commits.js'
+import { openOnDomain } from './open-on-domain.js'
 import { Random } from './random.js'
 import { applyStep, candidateStates, firstDifference, judge, type State } from './model.js'
 import { makeWorkload, runStepAsync, runStepSync, type Step, type WorkloadShape } from './workload.js'
@@ -30,6 +32,8 @@ export interface PowerFailureOptions {
   /** Receives a sample of crash images (one in `imageSampleEvery`), e.g. to open them as real files. */
   readonly onImage?: (image: Buffer, expect: (state: ReadonlyMap<string, Buffer>) => string | undefined) => void
   readonly imageSampleEvery?: number
+  /** Break the workload's commits this way (a negative control: the campaign must then report violations). */
+  readonly fault?: CommitFault
 }
 
 /** One broken invariant, with enough context to replay and understand it. */
@@ -114,7 +118,8 @@ export async function runPowerFailureCampaign(options: PowerFailureOptions): Pro
   }
   const random = new Random(seed ^ 0x2545f491)
   const domain = new SimulatedDomain(options.fileBytes ?? 512 * 1024, granularity)
-  const db = openOnDomain<Buffer>(domain, dbOptions)
+  const faulty = options.fault === undefined ? { domain } : withCommitFault(options.fault, domain)
+  const db = openOnDomain<Buffer>(faulty.domain, dbOptions, '(simulated)', faulty.commit === undefined ? {} : { commit: faulty.commit })
   const acked: State = new Map()
   const inFlight: Step[] = []
   const recoveredByImage = new Map<string, Recovered>()

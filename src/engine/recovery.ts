@@ -1,33 +1,18 @@
 import { DaxKVError, ErrorCode } from '../errors.js'
 import { BATCH_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
-import { batchChecksum, chainBatch, checkBatch, forEachRecord, isZero, nonZeroEnd, recordBytes, type BatchEnd } from '../format/batch.js'
+import { batchChecksum, chainBatch, checkBatch, forEachRecord, isZero, nonZeroEnd, type BatchEnd } from '../format/batch.js'
+import { recordBytes } from '../format/record.js'
 import {
   SEGMENT_FREE_MARK,
   decodeSegmentHeader,
   segmentDataOffset,
   segmentEndOffset,
   segmentHeaderOffset,
-  type SegmentHeader,
 } from '../format/segment.js'
 import type { Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
-
-/** What recovery found in one segment. */
-export interface SegmentState {
-  readonly index: number
-  /** The segment's header, or undefined when the segment is free. */
-  header: SegmentHeader | undefined
-  /** One past the last valid batch (the data start when empty or free). */
-  dataEnd: number
-  /** Sequence number of the segment's last batch (0 when it has none). */
-  lastSeq: number
-  /** Bytes of records compaction would have to copy: live puts and the latest tombstones. */
-  liveBytes: number
-  /** Records superseded by a later record of the same key (puts and tombstones). */
-  deadRecords: number
-  /** Fingerprint of the segment's batches so far: their checksums chained in log order ({@link chainBatch}); 0 when it has none. */
-  chain: number
-}
+import { native } from '../platform/native.js'
+import { blankSegment, type SegmentState } from './log-state.js'
 
 /** A torn tail that recovery cut off (not an error: the writer died mid-batch). */
 export interface TornTail {
@@ -48,9 +33,10 @@ export interface RecoveryReport {
   readonly durationMs: number
   /**
    * 'log' when the whole log was replayed into the index; 'checkpoint' when
-   * the index was loaded from the checkpoint of a clean close and only the
-   * batches written after it were replayed. Either way every batch was
-   * validated (the counts above). `db.verify()` replays the whole log.
+   * the index was loaded from the index checkpoint (of a clean close, or
+   * one taken in the background) and only the batches written after it
+   * were replayed. Either way every batch was validated (the counts
+   * above). `db.verify()` replays the whole log.
    */
   readonly source: 'log' | 'checkpoint'
   /** Why a checkpoint file that was present could not be used (the log was replayed instead). */
@@ -60,6 +46,7 @@ export interface RecoveryReport {
 }
 
 export interface RecoveryResult {
+  /** The segment table recover() filled in. */
   readonly segments: SegmentState[]
   /** Index of the head segment (the newest in use), or -1 when the log is empty. */
   readonly head: number
@@ -74,7 +61,9 @@ export interface RecoveryResult {
 export type RecordVisitor = (type: number, location: number, bytes: number) => void
 
 /**
- * Rebuilds the log state of a daxfile (docs/format.md, "Recovery").
+ * Rebuilds the log state of a daxfile (docs/format.md, "Recovery") into
+ * `segments`, a table from {@link readSegmentTable}: each segment in use
+ * gets its data end, last seq and batch fingerprint.
  *
  * Segments with a valid header are replayed in segmentSeq order. Inside a
  * segment, batches are applied while each is valid for the next expected
@@ -86,7 +75,7 @@ export type RecordVisitor = (type: number, location: number, bytes: number) => v
  *
  * Recovery writes only that zeroing, which is idempotent: a crash during
  * recovery leaves an image that recovers to the same state. (The caller
- * makes the whole file durable before recovery: see LogStore.) With
+ * makes the whole file durable before recovery: open-log.ts, step 1.) With
  * `repair: false` it writes nothing and only reports (used by verify).
  * It validates every batch (checksums, sequence, sealed tails) but hands
  * `visit` only the records of batches from `fromSeq` on: an open from an
@@ -95,6 +84,7 @@ export type RecordVisitor = (type: number, location: number, bytes: number) => v
 export function recover(
   domain: PersistenceDomain,
   superblock: Superblock,
+  segments: SegmentState[],
   visit: RecordVisitor,
   options: { readonly repair: boolean; readonly fromSeq?: number } = { repair: true },
 ): RecoveryResult {
@@ -103,7 +93,6 @@ export function recover(
   let chainBeforeFrom: number | undefined
   const started = performance.now()
   const { segmentBytes } = superblock
-  const segments = readSegmentTable(domain, superblock)
   const inUse = segments.filter((s) => s.header !== undefined).sort((a, b) => a.header!.segmentSeq - b.header!.segmentSeq)
 
   let batches = 0
@@ -142,7 +131,7 @@ export function recover(
     let expected = header.firstBatchSeq
     let endReason: BatchEnd = 'space'
     for (;;) {
-      const check = checkBatch(view.subarray(pos), expected)
+      const check = checkBatch(view.subarray(pos), expected, native.crc32c)
       if (!check.ok) {
         endReason = check.end
         break
@@ -217,13 +206,13 @@ export function recover(
  * (dataEnd at its data start). Throws DAXKV_CORRUPTION for a damaged header
  * over data. Writes nothing.
  */
-function readSegmentTable(domain: PersistenceDomain, superblock: Superblock): SegmentState[] {
+export function readSegmentTable(domain: PersistenceDomain, superblock: Superblock): SegmentState[] {
   const { segmentBytes, segmentCount, fileId } = superblock
   const segments: SegmentState[] = []
   for (let index = 0; index < segmentCount; index++) {
     const headerAt = segmentHeaderOffset(index, segmentBytes)
     const headerView = domain.view(headerAt, SEGMENT_HEADER_BYTES)
-    const header = decodeSegmentHeader(headerView, fileId, index)
+    const header = decodeSegmentHeader(headerView, fileId, index, native.crc32c)
     const dataStart = segmentDataOffset(index, segmentBytes)
     // A segment without a valid header is free if it says so (freed by
     // compaction) or holds no batch (never used, or its header was torn
@@ -235,7 +224,7 @@ function readSegmentTable(domain: PersistenceDomain, superblock: Superblock): Se
         `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Restore the file from a backup`,
       )
     }
-    segments.push({ index, header, dataEnd: dataStart, lastSeq: 0, liveBytes: 0, deadRecords: 0, chain: 0 })
+    segments.push({ ...blankSegment(index, segmentBytes), header })
   }
   return segments
 }

@@ -1,5 +1,5 @@
 import { segmentDataOffset, segmentEndOffset } from '../format/segment.js'
-import type { SegmentState } from './recovery.js'
+import type { SegmentState } from './log-state.js'
 
 /**
  * Free segments that ordinary puts may not take: deletes and compaction

@@ -10,6 +10,7 @@ import {
 } from '../format/constants.js'
 import { decodeSuperblock, encodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
+import { native } from '../platform/native.js'
 
 /** Size and segment size of a daxfile to create. */
 export interface Geometry {
@@ -71,7 +72,7 @@ export function readSuperblocks(
   file: string,
   beforeWrite?: (superblock: Superblock) => void,
 ): SuperblockRead {
-  const checks = ([0, 1] as const).map((slot) => decodeSuperblock(domain.view(superblockOffset(slot), SUPERBLOCK_BYTES)))
+  const checks = ([0, 1] as const).map((slot) => decodeSuperblock(domain.view(superblockOffset(slot), SUPERBLOCK_BYTES), native.crc32c))
   const valid = checks.flatMap((c, slot) => (c.ok ? [{ slot: slot as 0 | 1, superblock: c.superblock }] : []))
   if (valid.length === 0) {
     const [a, b] = checks
@@ -119,7 +120,7 @@ export function readSuperblocks(
  * valid either way.
  */
 export function writeSuperblock(domain: PersistenceDomain, sb: Superblock, slot: 0 | 1): void {
-  const encoded = encodeSuperblock(sb)
+  const encoded = encodeSuperblock(sb, native.crc32c)
   domain.write(superblockOffset(slot), encoded)
   domain.persist(superblockOffset(slot), encoded.length)
 }

@@ -1,13 +1,6 @@
-import { native } from '../platform/native.js'
-import {
-  BATCH_HEADER_BYTES,
-  BATCH_MAGIC,
-  MARKER_OFFSET,
-  RECORD_DEL,
-  RECORD_HEADER_BYTES,
-  RECORD_PUT,
-  align8,
-} from './constants.js'
+import type { Crc32c } from './checksum.js'
+import { BATCH_HEADER_BYTES, BATCH_MAGIC, MARKER_OFFSET, RECORD_DEL, RECORD_HEADER_BYTES, RECORD_PUT, align8 } from './constants.js'
+import { recordBytes, recordKeyBytes, recordType, recordValueBytes } from './record.js'
 import { readU64, writeU64 } from './u64.js'
 
 /**
@@ -19,11 +12,7 @@ import { readU64, writeU64 } from './u64.js'
  *   8  magic "DXBT" u32, payloadBytes u32 (multiple of 8)
  *  16  seq u64
  *  24  recordCount u32, crc32c u32 of header bytes [8, 28) then the payload
- *  32  payload: recordCount records
- *
- * Record (8-byte header, then key and value bytes, zero-padded to 8):
- *   0  type u8 (1 put, 2 del), flags u8 (zero), keyBytes u16, valueBytes u32
- *   8  key, value, padding
+ *  32  payload: recordCount records (record.ts)
  */
 
 /** One operation ready to be laid out: `key` is a byte string (one char per byte, latin1). */
@@ -31,10 +20,6 @@ export interface EncodedOp {
   readonly type: typeof RECORD_PUT | typeof RECORD_DEL
   readonly key: string
   readonly value: Uint8Array | undefined
-}
-
-export function recordBytes(keyBytes: number, valueBytes: number): number {
-  return align8(RECORD_HEADER_BYTES + keyBytes + valueBytes)
 }
 
 /** Bytes a batch of `ops` occupies in the log, header included. */
@@ -53,7 +38,7 @@ const SHORT_KEY_BYTES = 64
  * relative to the batch start. `out` must hold batchBytes(ops) bytes, zeroed
  * where padding goes (callers pass a buffer they zero-fill once per use).
  */
-export function encodeBatch(out: Buffer, seq: number, ops: readonly EncodedOp[], recordOffsets: number[]): number {
+export function encodeBatch(out: Buffer, seq: number, ops: readonly EncodedOp[], recordOffsets: number[], crc32c: Crc32c): number {
   let pos = BATCH_HEADER_BYTES
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!
@@ -83,8 +68,7 @@ export function encodeBatch(out: Buffer, seq: number, ops: readonly EncodedOp[],
   out.writeUInt32LE(pos - BATCH_HEADER_BYTES, 12)
   writeU64(out, 16, seq)
   out.writeUInt32LE(ops.length, 24)
-  const crc = native.crc32c(out, BATCH_HEADER_BYTES, pos - BATCH_HEADER_BYTES, native.crc32c(out, 8, 20))
-  out.writeUInt32LE(crc, CRC_OFFSET)
+  out.writeUInt32LE(crc32c(out, BATCH_HEADER_BYTES, pos - BATCH_HEADER_BYTES, crc32c(out, 8, 20)), CRC_OFFSET)
   return pos
 }
 
@@ -134,7 +118,7 @@ export type BatchCheck =
  * bytes [8, 28) and the payload equals the stored crc; and the payload
  * parses into exactly recordCount well-formed records.
  */
-export function checkBatch(view: Buffer, expectedSeq: number): BatchCheck {
+export function checkBatch(view: Buffer, expectedSeq: number, crc32c: Crc32c): BatchCheck {
   if (view.length < BATCH_HEADER_BYTES) return { ok: false, end: 'space' }
   if (view.readDoubleLE(MARKER_OFFSET) !== expectedSeq) {
     return { ok: false, end: isZero(view, 0, BATCH_HEADER_BYTES) ? 'zero' : 'marker' }
@@ -149,7 +133,7 @@ export function checkBatch(view: Buffer, expectedSeq: number): BatchCheck {
   ) {
     return { ok: false, end: 'header' }
   }
-  const crc = native.crc32c(view, BATCH_HEADER_BYTES, payloadBytes, native.crc32c(view, 8, 20))
+  const crc = crc32c(view, BATCH_HEADER_BYTES, payloadBytes, crc32c(view, 8, 20))
   if (crc !== batchChecksum(view, 0)) return { ok: false, end: 'checksum' }
   const recordCount = view.readUInt32LE(24)
   if (!recordsWellFormed(view, length, recordCount)) return { ok: false, end: 'records' }
@@ -160,10 +144,9 @@ function recordsWellFormed(view: Buffer, length: number, recordCount: number): b
   let pos = BATCH_HEADER_BYTES
   for (let i = 0; i < recordCount; i++) {
     if (pos + RECORD_HEADER_BYTES > length) return false
-    // Plain indexing: this loop runs once per record at every open.
-    const type = view[pos]!
-    const keyBytes = view[pos + 2]! | (view[pos + 3]! << 8)
-    const valueBytes = (view[pos + 4]! | (view[pos + 5]! << 8) | (view[pos + 6]! << 16)) + view[pos + 7]! * 0x1000000
+    const type = recordType(view, pos)
+    const keyBytes = recordKeyBytes(view, pos)
+    const valueBytes = recordValueBytes(view, pos)
     if ((type !== RECORD_PUT && type !== RECORD_DEL) || (type === RECORD_DEL && valueBytes !== 0)) return false
     pos += recordBytes(keyBytes, valueBytes)
   }
@@ -181,9 +164,9 @@ export function forEachRecord(
 ): void {
   let pos = BATCH_HEADER_BYTES
   for (let i = 0; i < recordCount; i++) {
-    const keyBytes = view.readUInt16LE(pos + 2)
-    const valueBytes = view.readUInt32LE(pos + 4)
-    visit(view[pos]!, pos, keyBytes, valueBytes)
+    const keyBytes = recordKeyBytes(view, pos)
+    const valueBytes = recordValueBytes(view, pos)
+    visit(recordType(view, pos), pos, keyBytes, valueBytes)
     pos += recordBytes(keyBytes, valueBytes)
   }
 }

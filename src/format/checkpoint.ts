@@ -1,18 +1,19 @@
-import { native } from '../platform/native.js'
+import type { Crc32c } from './checksum.js'
 import { SEGMENT_HEADER_BYTES } from './constants.js'
 
 /**
  * The index checkpoint: a side file (`<daxfile>.index`) written at a clean
- * close, holding what recovery would rebuild from the log (the hash tables
- * of the index and of the tombstones, and the per-segment accounting)
- * together with the exact log state it describes. Open loads it instead of
- * replaying the log when the log is provably unchanged since: every segment
- * header is byte-for-byte the one recorded, and the head segment holds
- * nothing but zeros after the recorded end. Any commit changes one of
- * those (it moves the head's end, or opens, seals or frees a segment), so a
- * stale checkpoint can never be taken for a current one. The file is not
- * part of the daxfile: losing it, or any damage to it, costs one full log
- * replay and nothing else. See docs/format.md, "Index checkpoint".
+ * close and, while the store is open, in the background. It holds what a
+ * replay of the log up to some batch builds (the hash tables of the index
+ * and of the tombstones, and the per-segment accounting) together with
+ * the log it describes: every segment header byte for byte, each segment's
+ * data end, last seq and batch fingerprint, the head and the next sequence
+ * numbers. That log is a prefix of the daxfile's log at any later time. An
+ * open that finds it checks that the daxfile's log continues it (C1-C3 in
+ * docs/format.md, "Index checkpoint": engine/checkpoint.ts), drops the
+ * entries of segments freed since, and replays only the batches written
+ * after it. The file is not part of the daxfile: losing it, or any damage
+ * to it, costs one whole replay and nothing else.
  *
  * Layout (little-endian; f64 for counters, which stay below 2^53):
  *    0  magic "DAXKVCKP"                              8
@@ -68,7 +69,7 @@ export function checkpointBytes(segments: number, indexSlots: number, tombstoneS
   return FIXED_BYTES + segments * SEGMENT_ENTRY_BYTES + 8 * (indexSlots + tombstoneSlots) + 4
 }
 
-export function encodeCheckpoint(c: Checkpoint): Buffer {
+export function encodeCheckpoint(c: Checkpoint, crc32c: Crc32c): Buffer {
   const count = c.segments.length
   const buf = Buffer.allocUnsafe(checkpointBytes(count, c.index.entries.length / 2, c.tombstones.entries.length / 2))
   CHECKPOINT_MAGIC.copy(buf, 0)
@@ -101,16 +102,17 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
     buf.set(new Uint8Array(table.buffer, table.byteOffset, table.byteLength), at)
     at += table.byteLength
   }
-  buf.writeUInt32LE(native.crc32c(buf, 0, at), at)
+  buf.writeUInt32LE(crc32c(buf, 0, at), at)
   return buf
 }
 
 /**
  * Decodes a checkpoint, or returns why it cannot be used. Only the file's
  * own consistency is checked here; whether it describes the daxfile as it
- * is now is the store's question (LogStore compares it with the log).
+ * is now is the engine's question (engine/checkpoint.ts compares it with
+ * the log).
  */
-export function decodeCheckpoint(buf: Buffer): { ok: true; checkpoint: Checkpoint } | { ok: false; reason: string } {
+export function decodeCheckpoint(buf: Buffer, crc32c: Crc32c): { ok: true; checkpoint: Checkpoint } | { ok: false; reason: string } {
   if (buf.length < FIXED_BYTES + 4 || !buf.subarray(0, 8).equals(CHECKPOINT_MAGIC)) return { ok: false, reason: 'not a daxkv index checkpoint' }
   if (buf.readUInt32LE(8) !== CHECKPOINT_VERSION) return { ok: false, reason: `checkpoint version ${buf.readUInt32LE(8)}` }
   const count = buf.readUInt32LE(12)
@@ -118,7 +120,7 @@ export function decodeCheckpoint(buf: Buffer): { ok: true; checkpoint: Checkpoin
   const tombstoneSlots = buf.readUInt32LE(76)
   const end = checkpointBytes(count, indexSlots, tombstoneSlots) - 4
   if (end + 4 !== buf.length) return { ok: false, reason: `checkpoint is ${buf.length} bytes, its header implies ${end + 4}` }
-  if (buf.readUInt32LE(end) !== native.crc32c(buf, 0, end)) return { ok: false, reason: 'checkpoint checksum mismatch' }
+  if (buf.readUInt32LE(end) !== crc32c(buf, 0, end)) return { ok: false, reason: 'checkpoint checksum mismatch' }
   const powerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0
   if (!powerOfTwo(indexSlots) || !powerOfTwo(tombstoneSlots)) return { ok: false, reason: 'checkpoint table sizes are not powers of two' }
   const segments: CheckpointSegment[] = []

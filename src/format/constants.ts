@@ -37,10 +37,19 @@ export const RECORD_DEL = 2
 
 /** Everything in the log (segments, batches, records) starts on this boundary. */
 export const ALIGNMENT_BYTES = 8
-/** Cache-line size assumed by the flush code and the simulated domain. */
-export const CACHE_LINE_BYTES = 64
-/** Page size used for msync ranges and the page-granularity simulation. */
-export const PAGE_BYTES = 4096
+/**
+ * Granule the layout keeps whole: the superblock slots and the segments are
+ * multiples of it, so each superblock copy and each segment body can be
+ * made durable on its own by page write-back (engine/layout.ts checks it
+ * against the platform's page size).
+ */
+export const LAYOUT_PAGE_BYTES = 4096
+/**
+ * Unit the layout keeps headers within: a segment header is whole units of
+ * it and a batch header fits in one (engine/layout.ts checks it against the
+ * platform's cache line).
+ */
+export const LAYOUT_LINE_BYTES = 64
 
 /** Largest key in bytes (the record header stores it in a u16; we keep keys well below that). */
 export const MAX_KEY_BYTES = 4096
@@ -51,12 +60,10 @@ export const SEGMENT_BYTES_DEFAULT = 4 * 1024 * 1024
 export const FILE_BYTES_MIN = 2 * SEGMENT_BYTES_MIN
 /**
  * Largest daxfile. The mapping library casts sizes and offsets to a C int, so
- * every mapped piece must start below 2 GiB; with pieces of MAP_PIECE_BYTES the
- * file may be 2 GiB in all.
+ * every mapped piece must start below 2 GiB; with pieces of 1 GiB
+ * (platform/constants.ts) the file may be 2 GiB in all.
  */
 export const FILE_BYTES_MAX = 2 * 1024 * 1024 * 1024
-/** Bytes of one mapped piece; segments never straddle pieces. */
-export const MAP_PIECE_BYTES = 1024 * 1024 * 1024
 
 /** Rounds `n` up to the log alignment. */
 export function align8(n: number): number {
@@ -69,14 +76,13 @@ function check(condition: boolean, what: string): void {
 
 check(SUPERBLOCK_MAGIC.length === 8, 'superblock magic is 8 bytes')
 check(SUPERBLOCK_BYTES <= SUPERBLOCK_SLOT_BYTES, 'a superblock fits its slot')
-check(SUPERBLOCK_SLOT_BYTES % PAGE_BYTES === 0, 'superblock slots are whole pages, so each copy is persisted alone')
-check(SEGMENT_BYTES_MIN % PAGE_BYTES === 0, 'segments are whole pages')
+check(SUPERBLOCK_SLOT_BYTES % LAYOUT_PAGE_BYTES === 0, 'superblock slots are whole pages, so each copy is persisted alone')
+check(SEGMENT_BYTES_MIN % LAYOUT_PAGE_BYTES === 0, 'segments are whole pages')
 check(SUPERBLOCK_AREA_BYTES + SEGMENT_HEADER_BYTES < SEGMENT_BYTES_MIN / 2, 'segment 0 keeps most of its space')
-check(SEGMENT_HEADER_BYTES % CACHE_LINE_BYTES === 0, 'a segment header is whole cache lines')
-check(BATCH_HEADER_BYTES <= CACHE_LINE_BYTES, 'a batch header fits a cache line')
+check(SEGMENT_HEADER_BYTES % LAYOUT_LINE_BYTES === 0, 'a segment header is whole cache lines')
+check(BATCH_HEADER_BYTES <= LAYOUT_LINE_BYTES, 'a batch header fits a cache line')
 check(BATCH_HEADER_BYTES % ALIGNMENT_BYTES === 0, 'batch header keeps alignment')
 check(RECORD_HEADER_BYTES % ALIGNMENT_BYTES === 0, 'record header keeps alignment')
 check(MARKER_OFFSET % MARKER_BYTES === 0 && MARKER_BYTES === 8, 'the marker is one aligned 8-byte word')
-check(CACHE_LINE_BYTES % ALIGNMENT_BYTES === 0, 'alignment divides the cache line')
-check(MAP_PIECE_BYTES % SEGMENT_BYTES_MAX === 0, 'segments never straddle mapped pieces')
+check(LAYOUT_LINE_BYTES % ALIGNMENT_BYTES === 0, 'alignment divides the cache line')
 check(MAX_KEY_BYTES < 0xffff, 'key length fits the u16 in the record header')

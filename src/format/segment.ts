@@ -1,4 +1,4 @@
-import { native } from '../platform/native.js'
+import type { Crc32c } from './checksum.js'
 import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SUPERBLOCK_AREA_BYTES } from './constants.js'
 import { readU64, writeU64 } from './u64.js'
 
@@ -47,7 +47,7 @@ export function segmentEndOffset(index: number, segmentBytes: number): number {
   return (index + 1) * segmentBytes
 }
 
-export function encodeSegmentHeader(h: SegmentHeader): Buffer {
+export function encodeSegmentHeader(h: SegmentHeader, crc32c: Crc32c): Buffer {
   const buf = Buffer.alloc(SEGMENT_HEADER_BYTES)
   buf.writeUInt32LE(SEGMENT_MAGIC, 0)
   buf.writeUInt32LE(FORMAT_VERSION, 4)
@@ -55,7 +55,7 @@ export function encodeSegmentHeader(h: SegmentHeader): Buffer {
   writeU64(buf, 16, h.segmentSeq)
   writeU64(buf, 24, h.firstBatchSeq)
   buf.writeUInt32LE(h.segmentIndex, 32)
-  buf.writeUInt32LE(native.crc32c(buf, 0, 60), 60)
+  buf.writeUInt32LE(crc32c(buf, 0, 60), 60)
   return buf
 }
 
@@ -64,9 +64,9 @@ export function encodeSegmentHeader(h: SegmentHeader): Buffer {
  * crc32c matches, it names this file's id and its own index, and its sequence
  * numbers are positive. Anything else means the segment is free.
  */
-export function decodeSegmentHeader(buf: Buffer, fileId: number, index: number): SegmentHeader | undefined {
+export function decodeSegmentHeader(buf: Buffer, fileId: number, index: number, crc32c: Crc32c): SegmentHeader | undefined {
   if (buf.readUInt32LE(0) !== SEGMENT_MAGIC || buf.readUInt32LE(4) !== FORMAT_VERSION) return undefined
-  if (buf.readUInt32LE(60) !== native.crc32c(buf, 0, 60)) return undefined
+  if (buf.readUInt32LE(60) !== crc32c(buf, 0, 60)) return undefined
   const header: SegmentHeader = {
     fileId: readU64(buf, 8),
     segmentSeq: readU64(buf, 16),

@@ -1,4 +1,4 @@
-import { native } from '../platform/native.js'
+import type { Crc32c } from './checksum.js'
 import {
   FILE_BYTES_MAX,
   FORMAT_VERSION,
@@ -36,7 +36,7 @@ export interface Superblock {
   readonly fileId: number
 }
 
-export function encodeSuperblock(sb: Superblock): Buffer {
+export function encodeSuperblock(sb: Superblock, crc32c: Crc32c): Buffer {
   const buf = Buffer.alloc(SUPERBLOCK_BYTES)
   SUPERBLOCK_MAGIC.copy(buf, 0)
   buf.writeUInt32LE(sb.formatVersion, 8)
@@ -47,7 +47,7 @@ export function encodeSuperblock(sb: Superblock): Buffer {
   writeU64(buf, 32, sb.updateCounter)
   writeU64(buf, 40, sb.createdMs)
   writeU64(buf, 48, sb.fileId)
-  buf.writeUInt32LE(native.crc32c(buf, 0, 60), 60)
+  buf.writeUInt32LE(crc32c(buf, 0, 60), 60)
   return buf
 }
 
@@ -57,12 +57,12 @@ export type SuperblockCheck =
   | { readonly ok: false; readonly reason: 'magic' | 'checksum' | 'version' | 'geometry'; readonly detail: string }
 
 /** Decodes and validates one copy. `buf` holds at least SUPERBLOCK_BYTES bytes. */
-export function decodeSuperblock(buf: Buffer): SuperblockCheck {
+export function decodeSuperblock(buf: Buffer, crc32c: Crc32c): SuperblockCheck {
   if (!buf.subarray(0, 8).equals(SUPERBLOCK_MAGIC)) {
     return { ok: false, reason: 'magic', detail: 'magic bytes are not "DAXKV\\0SB"' }
   }
   const stored = buf.readUInt32LE(60)
-  const computed = native.crc32c(buf, 0, 60)
+  const computed = crc32c(buf, 0, 60)
   if (stored !== computed) {
     return { ok: false, reason: 'checksum', detail: `crc32c stored ${hex(stored)} computed ${hex(computed)}` }
   }

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { DaxKVError, ErrorCode } from '../errors.js'
-import { FILE_BYTES_MAX, FILE_BYTES_MIN, MAP_PIECE_BYTES } from '../format/constants.js'
+import { MAP_PIECE_BYTES } from './constants.js'
 import type { PersistenceDomain } from './domain.js'
 import { MappedDomain } from './mapped-domain.js'
 import { isNotSupported, mapShared } from './mmap.js'
@@ -31,11 +31,18 @@ export interface OpenedFile {
 
 const ZERO_WRITE_BYTES = 1024 * 1024
 
+/** The sizes a daxfile can have (the format's limits, given by the caller). */
+export interface SizeLimits {
+  readonly minBytes: number
+  readonly maxBytes: number
+}
+
 /**
- * Opens an existing daxfile: takes the exclusive lock, checks its extents,
- * and maps it. The superblock is the caller's to validate (format layer).
+ * Opens an existing daxfile: takes the exclusive lock, refuses a file whose
+ * size no daxfile can have, and maps it. The superblock is the caller's to
+ * validate, and so are the extents (OpenedFile.checkExtents).
  */
-export function openDaxfile(file: string, mode: ModeRequest): OpenedFile {
+export function openDaxfile(file: string, mode: ModeRequest, limits: SizeLimits): OpenedFile {
   let fd: number
   try {
     fd = fs.openSync(file, 'r+')
@@ -47,11 +54,11 @@ export function openDaxfile(file: string, mode: ModeRequest): OpenedFile {
   try {
     lockOrThrow(fd, file)
     const size = fs.fstatSync(fd).size
-    if (size < FILE_BYTES_MIN) {
-      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is ${size} bytes, smaller than any daxfile (${FILE_BYTES_MIN}); it is not a daxfile`)
+    if (size < limits.minBytes) {
+      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is ${size} bytes, smaller than any daxfile (${limits.minBytes}); it is not a daxfile`)
     }
-    if (size > FILE_BYTES_MAX) {
-      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is ${size} bytes, larger than any daxfile (${FILE_BYTES_MAX}); it is not a daxfile`)
+    if (size > limits.maxBytes) {
+      throw new DaxKVError(ErrorCode.NOT_DAXFILE, `${file} is ${size} bytes, larger than any daxfile (${limits.maxBytes}); it is not a daxfile`)
     }
     return mapFile(file, fd, size, mode)
   } catch (error) {

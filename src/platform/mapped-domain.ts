@@ -1,6 +1,6 @@
 import fs from 'node:fs'
-import { MAP_PIECE_BYTES, PAGE_BYTES } from '../format/constants.js'
 import { DaxKVError, ErrorCode } from '../errors.js'
+import { MAP_PIECE_BYTES, PAGE_BYTES } from './constants.js'
 import { checkRange, type PersistenceDomain } from './domain.js'
 import { msync } from './mmap.js'
 import { native } from './native.js'
@@ -143,9 +143,10 @@ export class MappedDomain implements PersistenceDomain {
 
   persist(offset: number, length: number): void {
     if (this.kind === 'msync') {
-      if (length === 0) return
-      if (this.writeThrough) this.#io('fdatasync', () => fs.fdatasyncSync(this.#fd))
-      else this.#io('msync', () => this.#msyncRange(offset, offset + length))
+      // One sync covers this range and whatever was flushed before it, as
+      // a flush and a drain would.
+      this.flush(offset, length)
+      this.drain()
       return
     }
     // One native call: flush and fence together (the commit protocol persists twice per batch).

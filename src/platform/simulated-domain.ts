@@ -1,4 +1,4 @@
-import { CACHE_LINE_BYTES, MAP_PIECE_BYTES, PAGE_BYTES } from '../format/constants.js'
+import { CACHE_LINE_BYTES, MAP_PIECE_BYTES, PAGE_BYTES } from './constants.js'
 import { checkRange, type PersistenceDomain } from './domain.js'
 
 /**

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { openOnDomain, type DaxKV } from '../../src/db.js'
+import type { DaxKV } from '../../src/db.js'
+import { openOnDomain } from '../../src/crash/open-on-domain.js'
 import { applyStep, candidateStates, firstDifference, judge, type State } from '../../src/crash/model.js'
 import { makeWorkload, runStepSync, type Step } from '../../src/crash/workload.js'
 import { Random } from '../../src/crash/random.js'
 import { SimulatedDomain } from '../../src/platform/simulated-domain.js'
+import { SEED as baseSeed } from '../helpers.js'
 
-const baseSeed = Number(process.env.DAXKV_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const options = { valueEncoding: 'utf8', cacheSize: 0, segmentSize: 64 * 1024 } as const
 
 class Killed extends Error {}

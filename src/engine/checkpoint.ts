@@ -1,0 +1,151 @@
+import os from 'node:os'
+import { checkpointBytes, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
+import { SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import { decodeSegmentHeader, segmentHeaderOffset } from '../format/segment.js'
+import type { Superblock } from '../format/superblock.js'
+import type { PersistenceDomain } from '../platform/domain.js'
+import { native } from '../platform/native.js'
+import type { Accounting } from './accounting.js'
+import { KeyIndex } from './key-index.js'
+import type { LogState, SegmentState } from './log-state.js'
+import type { RecordReader } from './record-reader.js'
+import type { RecoveryResult } from './recovery.js'
+
+/**
+ * The engine's side of the index checkpoint (docs/format.md, "Index
+ * checkpoint"): taking one from the live state, and deciding at open
+ * whether one describes a prefix of the daxfile's log (C1, C3) so that
+ * only the batches after it need replaying (C2, open-log.ts).
+ */
+
+/** How many bytes {@link takeCheckpoint} would return now. */
+export function checkpointSize(state: LogState, accounting: Accounting): number {
+  return checkpointBytes(state.segments.length, accounting.index.snapshot().entries.length / 2, accounting.tombstones.snapshot().entries.length / 2)
+}
+
+/**
+ * The index checkpoint of the log as it is now (format/checkpoint.ts), for
+ * the caller to keep beside the daxfile. Nothing is written to the daxfile.
+ */
+export function takeCheckpoint(domain: PersistenceDomain, state: LogState, accounting: Accounting): Buffer {
+  const sb = state.superblock
+  return encodeCheckpoint(
+    {
+      fileId: sb.fileId,
+      createdMs: sb.createdMs,
+      updateCounter: sb.updateCounter,
+      segmentBytes: sb.segmentBytes,
+      head: state.head,
+      nextBatchSeq: state.nextBatchSeq,
+      nextSegmentSeq: state.nextSegmentSeq,
+      segments: state.segments.map((s) => ({
+        header: domain.view(segmentHeaderOffset(s.index, sb.segmentBytes), SEGMENT_HEADER_BYTES),
+        dataEnd: s.dataEnd,
+        lastSeq: s.lastSeq,
+        liveBytes: s.liveBytes,
+        deadRecords: s.deadRecords,
+        chain: s.chain,
+      })),
+      index: accounting.index.snapshot(),
+      tombstones: accounting.tombstones.snapshot(),
+    },
+    native.crc32c,
+  )
+}
+
+/** A checkpoint that passed C1, and the tables the rest of the log is replayed onto. */
+export interface CheckpointStart {
+  readonly checkpoint: Checkpoint
+  readonly tables: { readonly index: KeyIndex; readonly tombstones: KeyIndex }
+  /** Segments in use at the checkpoint with the same header now. */
+  readonly unchanged: readonly boolean[]
+}
+
+/**
+ * C1: the state to resume from if the checkpoint can describe a prefix of
+ * this daxfile's log, else why not. Segments in use at the checkpoint
+ * whose header is still byte for byte the same are unchanged (a segment
+ * is only ever appended to while its header stays; sequence numbers are
+ * never reused): their accounting is taken into `segments` (a fresh table
+ * of readSegmentTable). The others were freed, and maybe reused, since:
+ * entries of the checkpoint's tables that point into those go, as
+ * everything live there was copied to the log after the checkpoint, where
+ * the replay of the rest of the log finds it. What the log holds after
+ * the checkpoint is checked once recovery has read it ({@link continuesCheckpoint}).
+ */
+export function checkpointStart(
+  bytes: Buffer,
+  superblock: Superblock,
+  domain: PersistenceDomain,
+  reader: RecordReader,
+  segments: SegmentState[],
+): CheckpointStart | string {
+  if (os.endianness() !== 'LE') return 'index checkpoints are only used on little-endian machines'
+  const decoded = decodeCheckpoint(bytes, native.crc32c)
+  if (!decoded.ok) return decoded.reason
+  const c = decoded.checkpoint
+  const sb = superblock
+  if (c.fileId !== sb.fileId || c.createdMs !== sb.createdMs) return 'the checkpoint belongs to another daxfile'
+  if (c.segmentBytes !== sb.segmentBytes || c.segments.length > sb.segmentCount || c.updateCounter > sb.updateCounter) {
+    return 'the checkpoint records a larger or different geometry than the daxfile has'
+  }
+  if (c.head >= c.segments.length) return 'the checkpoint names a head segment it does not record'
+  const unchanged: boolean[] = []
+  const changed = new Set<number>()
+  for (let i = 0; i < c.segments.length; i++) {
+    const saved = c.segments[i]!
+    const savedHeader = Buffer.from(saved.header.buffer, saved.header.byteOffset, saved.header.length)
+    if (decodeSegmentHeader(savedHeader, sb.fileId, i, native.crc32c) === undefined) continue
+    if (domain.view(segmentHeaderOffset(i, sb.segmentBytes), SEGMENT_HEADER_BYTES).equals(saved.header)) {
+      unchanged[i] = true
+      segments[i]!.liveBytes = saved.liveBytes
+      segments[i]!.deadRecords = saved.deadRecords
+    } else {
+      changed.add(i)
+    }
+  }
+  try {
+    const index = KeyIndex.fromSnapshot(reader, c.index.entries, c.index.size)
+    const tombstones = KeyIndex.fromSnapshot(reader, c.tombstones.entries, c.tombstones.size)
+    if (changed.size > 0) {
+      const inChanged = (location: number): boolean => changed.has(Math.floor(location / sb.segmentBytes))
+      index.removeWhere(inChanged)
+      tombstones.removeWhere(inChanged)
+    }
+    return { checkpoint: c, tables: { index, tombstones }, unchanged }
+  } catch (error) {
+    return (error as Error).message
+  }
+}
+
+/**
+ * C3: why the validated log is not the checkpoint's log plus what was
+ * appended after it, or undefined when it is: every segment sealed at the
+ * checkpoint and unchanged ends where it ended; the checkpoint's head, if
+ * unchanged, has kept its batches and maybe gained more; every other
+ * segment in use was opened after the checkpoint and starts after its last
+ * batch, so the replay from the checkpoint's next batch saw every batch it
+ * did not hold.
+ */
+export function continuesCheckpoint(log: RecoveryResult, start: CheckpointStart): string | undefined {
+  const c = start.checkpoint
+  if (log.nextBatchSeq < c.nextBatchSeq || log.nextSegmentSeq < c.nextSegmentSeq) {
+    return `the log ends at batch ${log.nextBatchSeq - 1}, before the checkpoint's batch ${c.nextBatchSeq - 1}`
+  }
+  for (const s of log.segments) {
+    if (s.header === undefined) continue
+    const saved = c.segments[s.index]
+    if (start.unchanged[s.index] === true && saved !== undefined) {
+      // The chain of batch checksums tells these batches from others with the same sequence numbers
+      // (a log rolled back and written again, a diverged copy of the daxfile).
+      const same =
+        s.index === c.head
+          ? s.lastSeq >= saved.lastSeq && s.dataEnd >= saved.dataEnd && (saved.lastSeq < s.header.firstBatchSeq || log.chainBeforeFrom === saved.chain)
+          : s.lastSeq === saved.lastSeq && s.dataEnd === saved.dataEnd && s.chain === saved.chain
+      if (!same) return `segment ${s.index} holds other batches than the checkpoint records`
+    } else if (s.header.segmentSeq < c.nextSegmentSeq || s.header.firstBatchSeq < c.nextBatchSeq) {
+      return `segment ${s.index} is neither the one the checkpoint records nor newer than it`
+    }
+  }
+  return undefined
+}

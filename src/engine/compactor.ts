@@ -1,0 +1,183 @@
+import { assert } from '../errors.js'
+import { checkBatch, forEachRecord, type EncodedOp } from '../format/batch.js'
+import { RECORD_DEL, RECORD_PUT } from '../format/constants.js'
+import { recordBytes, recordKey, recordValue } from '../format/record.js'
+import { segmentDataOffset } from '../format/segment.js'
+import type { PersistenceDomain } from '../platform/domain.js'
+import { native } from '../platform/native.js'
+import type { Accounting } from './accounting.js'
+import type { Latch } from './latch.js'
+import type { LogState, SegmentState } from './log-state.js'
+import { BACKGROUND_GARBAGE_RATIO, FOREGROUND_UTILIZATION_MAX, FREE_SEGMENTS_LOW, RESERVE_SEGMENTS, capacityOf, pickVictim } from './space.js'
+import type { Writer } from './writer.js'
+
+/** Compaction appends copies once it has collected this many bytes of records. */
+const COPY_BATCH_BYTES = 64 * 1024
+
+interface Cursor {
+  readonly victim: SegmentState
+  pos: number
+  expected: number
+  /**
+   * Tombstones of the victim found droppable. They leave the index only
+   * when the victim is freed, so memory never runs ahead of the log (and
+   * verify() agrees with it) while a cleaning is half done.
+   */
+  readonly dropped: number[]
+}
+
+/**
+ * Segment cleaning (K1-K4 in docs/format.md): picks a victim by the policy
+ * of space.ts, copies its live records to the head through the writer, and
+ * has the writer free it once every copy is committed. It works in steps
+ * of a byte budget, so the caller can interleave it with other work.
+ */
+export class Compactor {
+  readonly #domain: PersistenceDomain
+  readonly #state: LogState
+  readonly #accounting: Accounting
+  readonly #writer: Writer
+  readonly #latch: Latch
+  #cursor: Cursor | undefined
+
+  constructor(domain: PersistenceDomain, state: LogState, accounting: Accounting, writer: Writer, latch: Latch) {
+    this.#domain = domain
+    this.#state = state
+    this.#accounting = accounting
+    this.#writer = writer
+    this.#latch = latch
+  }
+
+  /** Whether background cleaning has worth-while work: garbage is high, or free segments are low and some can be reclaimed. */
+  wanted(): boolean {
+    if (this.#cursor !== undefined) return true
+    const a = this.#accounting
+    const lowOnSpace = a.freeCount - RESERVE_SEGMENTS < FREE_SEGMENTS_LOW
+    const garbageHigh = a.usedTotal > 0 && a.usedTotal - a.liveTotal >= BACKGROUND_GARBAGE_RATIO * a.usedTotal
+    if (!lowOnSpace && !garbageHigh) return false
+    return this.#victim(FOREGROUND_UTILIZATION_MAX) !== undefined
+  }
+
+  /**
+   * The segment sequence numbers of the sealed segments worth cleaning now:
+   * those with a superseded put, or with more than a tenth of their space
+   * in garbage (batch headers alone do not count). A full compaction cleans
+   * these once, and not the segments its own copies fill (which would
+   * never end).
+   */
+  segmentsWithGarbage(): Set<number> {
+    const out = new Set<number>()
+    const segmentBytes = this.#state.segmentBytes
+    for (const s of this.#state.segments) {
+      if (s.header === undefined || s.index === this.#state.head) continue
+      const garbage = s.dataEnd - segmentDataOffset(s.index, segmentBytes) - s.liveBytes
+      if (s.deadRecords > 0 || garbage > capacityOf(s.index, segmentBytes) / 10) out.add(s.header.segmentSeq)
+    }
+    return out
+  }
+
+  /**
+   * Cleans incrementally: copies the live records of at most about
+   * `budgetBytes` of the current victim to the head, and frees the victim
+   * once it is fully copied. Returns false when there was nothing to clean
+   * below `utilizationMax` (among the segments `among` names, if given).
+   */
+  step(budgetBytes: number, utilizationMax = FOREGROUND_UTILIZATION_MAX, among?: ReadonlySet<number>): boolean {
+    this.#latch.check()
+    try {
+      return this.#step(budgetBytes, utilizationMax, among)
+    } catch (error) {
+      // DAXKV_FULL leaves a consistent state (the cursor resumes where its
+      // copies stopped); anything else latches the store like a failed write.
+      throw this.#latch.fail(error, 'compaction')
+    }
+  }
+
+  #step(budgetBytes: number, utilizationMax: number, among: ReadonlySet<number> | undefined): boolean {
+    if (this.#cursor === undefined) {
+      const victim = this.#victim(utilizationMax, among)
+      if (victim === undefined) return false
+      this.#cursor = { victim, pos: segmentDataOffset(victim.index, this.#state.segmentBytes), expected: victim.header!.firstBatchSeq, dropped: [] }
+    }
+    const cursor = this.#cursor
+    const { victim } = cursor
+    const victimSeq = victim.header!.segmentSeq
+    let copies: EncodedOp[] = []
+    let copyBytes = 0
+    // Where the scan may resume if appending the copies fails (DAXKV_FULL):
+    // every record before it has its copy committed.
+    let committed = { pos: cursor.pos, expected: cursor.expected }
+    const flushCopies = (): void => {
+      try {
+        // K2.
+        if (copies.length > 0) this.#writer.append(copies, 'compaction')
+      } catch (error) {
+        cursor.pos = committed.pos
+        cursor.expected = committed.expected
+        throw error
+      }
+      copies = []
+      copyBytes = 0
+      committed = { pos: cursor.pos, expected: cursor.expected }
+    }
+    const { index, tombstones } = this.#accounting
+    const scanned = cursor.pos
+    // K1.
+    while (cursor.pos < victim.dataEnd && cursor.pos - scanned < budgetBytes) {
+      const view = this.#domain.view(cursor.pos, victim.dataEnd - cursor.pos)
+      const check = checkBatch(view, cursor.expected, native.crc32c)
+      assert(check.ok, `compaction found an invalid batch in sealed segment ${victim.index} at ${cursor.pos}`)
+      const batchAt = cursor.pos
+      const dropTombstones = this.#tombstonesDroppable(victimSeq)
+      forEachRecord(view, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
+        const location = batchAt + recordOffset
+        if (type === RECORD_PUT) {
+          if (index.getByRecord(location) !== location) return
+          copies.push({ type: RECORD_PUT, key: recordKey(view, recordOffset), value: recordValue(view, recordOffset) })
+        } else {
+          if (tombstones.getByRecord(location) !== location) return
+          if (dropTombstones) {
+            // No older segment holds a superseded record, so no older version
+            // of this key exists anywhere: the tombstone has nothing to hide.
+            cursor.dropped.push(location)
+            return
+          }
+          copies.push({ type: RECORD_DEL, key: recordKey(view, recordOffset), value: undefined })
+        }
+        copyBytes += recordBytes(keyBytes, valueBytes)
+      })
+      cursor.pos += check.length
+      cursor.expected++
+      if (copyBytes >= COPY_BATCH_BYTES) flushCopies()
+    }
+    flushCopies()
+    if (cursor.pos >= victim.dataEnd) {
+      this.#cursor = undefined
+      const counters = this.#state.counters
+      // A write since the scan may have replaced a dropped tombstone; then it is no longer the victim's.
+      for (const location of cursor.dropped) if (this.#accounting.dropTombstone(location)) counters.tombstonesDropped++
+      assert(victim.liveBytes === 0, `segment ${victim.index} still holds ${victim.liveBytes} live bytes after compaction`)
+      // K3: the copies must be durable before the victim stops being replayed.
+      this.#writer.persistPending()
+      // K4.
+      this.#writer.freeSegment(victim)
+      counters.compactions++
+    }
+    return true
+  }
+
+  /**
+   * True when no segment older than `segmentSeq` holds a superseded record:
+   * then no older put and no older tombstone of any key exists, and a
+   * latest tombstone can go without anything older taking its place.
+   */
+  #tombstonesDroppable(segmentSeq: number): boolean {
+    return this.#state.segments.every((s) => s.header === undefined || s.header.segmentSeq >= segmentSeq || s.deadRecords === 0)
+  }
+
+  #victim(utilizationMax: number, among?: ReadonlySet<number>): SegmentState | undefined {
+    const state = this.#state
+    const segments = among === undefined ? state.segments : state.segments.filter((s) => among.has(s.header?.segmentSeq ?? 0))
+    return pickVictim(segments, state.head, state.nextBatchSeq, state.segmentBytes, utilizationMax)
+  }
+}

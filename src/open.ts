@@ -1,0 +1,51 @@
+import fs from 'node:fs'
+import { DaxKV } from './db.js'
+import { LogStore } from './engine/log-store.js'
+import { formatSuperblocks } from './engine/superblock-io.js'
+import { FILE_BYTES_MAX, FILE_BYTES_MIN } from './format/constants.js'
+import { checkOptions, geometryOf, modeFrom, storeOptions, type OpenOptions } from './options.js'
+import { checkpointPath, readCheckpointFile, removeCheckpointFile, removeCheckpointTemporaries } from './platform/checkpoint-file.js'
+import { createDaxfile, openDaxfile, type OpenedFile } from './platform/daxfile.js'
+
+/**
+ * Opens (and by default creates) the daxfile at `path`.
+ *
+ * ```ts
+ * const db = await open('data.dax', { size: '64MiB' })
+ * await db.put('hello', { world: true })
+ * db.get('hello') // { world: true }
+ * await db.close()
+ * ```
+ */
+export async function open<V = any>(path: string, options: OpenOptions = {}): Promise<DaxKV<V>> {
+  if (typeof path !== 'string' || path === '') throw new TypeError('open() needs the path of a daxfile')
+  checkOptions(options)
+  const mode = modeFrom(options)
+  let file: OpenedFile | undefined
+  if (!fs.existsSync(path) && options.create !== false) {
+    // A checkpoint left by a daxfile that was deleted would only be refused at the next close.
+    removeCheckpointFile(checkpointPath(path))
+    const geometry = geometryOf(options)
+    file = createDaxfile(path, geometry.fileBytes, mode, (domain) => {
+      formatSuperblocks(domain, geometry)
+    })
+  }
+  file ??= openDaxfile(path, mode, { minBytes: FILE_BYTES_MIN, maxBytes: FILE_BYTES_MAX })
+  const opened = file
+  try {
+    // Read under the lock, so no other writer can be replacing it.
+    removeCheckpointTemporaries(checkpointPath(path))
+    const checkpoint = options.indexCheckpoint === false ? undefined : readCheckpointFile(checkpointPath(path))
+    const store = LogStore.open(file.domain, path, {
+      ...storeOptions(options),
+      beforeRecovery: (superblock) => opened.checkExtents(superblock.fileBytes),
+      ...(checkpoint === undefined ? {} : { checkpoint }),
+    })
+    // A checkpoint the log has moved past is of no further use.
+    if (store.recovery.checkpointRejected !== undefined) removeCheckpointFile(checkpointPath(path))
+    return new DaxKV<V>(store, file, path, options)
+  } catch (error) {
+    file.close()
+    throw error
+  }
+}
