@@ -1,7 +1,13 @@
+/**
+ * The public API of one open database: {@link DaxKV}, its argument types
+ * and its read and write paths down to the engine.
+ */
 import { LRUCache } from 'lru-cache'
 import { BackgroundJobs, COMPACTION_STEP_BYTES } from './engine/background.js'
 import { CommitQueue } from './engine/commit-queue.js'
+import type { KeyIndex } from './engine/key-index.js'
 import type { LogStore } from './engine/log-store.js'
+import type { RecordReader } from './engine/record-reader.js'
 import type { RecoveryReport } from './engine/recovery.js'
 import type { Bound } from './engine/sorted-keys.js'
 import type { VerifyReport } from './engine/verify.js'
@@ -48,6 +54,9 @@ export class DaxKV<V = any> {
   /** The daxfile's path. */
   readonly path: string
   readonly #store: LogStore
+  /** The store's index and record reader, held here because every read uses them. */
+  readonly #index: KeyIndex
+  readonly #reader: RecordReader
   readonly #file: OpenedFile | undefined
   readonly #codec: ValueCodec
   readonly #keyEncoding: KeyEncoding
@@ -64,6 +73,8 @@ export class DaxKV<V = any> {
   constructor(store: LogStore, file: OpenedFile | undefined, path: string, options: OpenOptions) {
     this.path = path
     this.#store = store
+    this.#index = store.index
+    this.#reader = store.reader
     this.#file = file
     this.#maxFileBytes = maxFileBytesOf(options)
     this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
@@ -98,7 +109,7 @@ export class DaxKV<V = any> {
   /** Number of keys. */
   get count(): number {
     this.#checkOpen()
-    return this.#store.index.size
+    return this.#index.size
   }
 
   /** What recovery found and did when this database was opened. */
@@ -121,7 +132,7 @@ export class DaxKV<V = any> {
   /** Whether `key` is present. */
   has(key: Key): boolean {
     this.#checkOpen()
-    return this.#store.index.get(keyToBytes(key)) !== undefined
+    return this.#index.get(keyToBytes(key)) !== undefined
   }
 
   /** Stores `value` under `key`; resolves once durable (or written, with `sync: false`). */
@@ -161,7 +172,7 @@ export class DaxKV<V = any> {
    */
   *range(options: RangeOptions = {}): Generator<[Key, V]> {
     for (const bytes of this.#keys(options)) {
-      const location = this.#store.index.get(bytes)
+      const location = this.#index.get(bytes)
       if (location !== undefined) yield [keyFromBytes(bytes, this.#keyEncoding), this.#value(bytes, location)]
     }
   }
@@ -213,10 +224,9 @@ export class DaxKV<V = any> {
     this.#queue.flush()
     const report = this.#store.verify()
     const problems = [...report.problems]
-    const { index, reader } = this.#store
-    for (const bytes of index.keys(undefined, undefined, false)) {
+    for (const bytes of this.#index.keys(undefined, undefined, false)) {
       try {
-        reader.decodeValueAt(index.get(bytes)!, this.#codec.decode)
+        this.#reader.decodeValueAt(this.#index.get(bytes)!, this.#codec.decode)
       } catch (error) {
         problems.push(`the value of key ${JSON.stringify(keyFromBytes(bytes, this.#keyEncoding))} does not decode as ${this.#codec.name}: ${String(error)}`)
         if (problems.length >= MAX_PROBLEMS) break
@@ -261,12 +271,12 @@ export class DaxKV<V = any> {
       }
       this.#cacheMisses++
     }
-    const location = this.#store.index.get(bytes)
+    const location = this.#index.get(bytes)
     return location === undefined ? undefined : this.#value(bytes, location)
   }
 
   #value(bytes: string, location: number): V {
-    const value = this.#store.reader.decodeValueAt(location, this.#codec.decode) as V
+    const value = this.#reader.decodeValueAt(location, this.#codec.decode) as V
     if (this.#cache !== undefined && value !== undefined) this.#cache.set(bytes, value === null ? CACHED_NULL : (value as object))
     return value
   }
@@ -280,7 +290,7 @@ export class DaxKV<V = any> {
     const lower = bound(options.gte, true) ?? bound(options.gt, false)
     const upper = bound(options.lte, true) ?? bound(options.lt, false)
     let n = 0
-    for (const bytes of this.#store.index.keys(lower, upper, options.reverse === true)) {
+    for (const bytes of this.#index.keys(lower, upper, options.reverse === true)) {
       this.#checkOpen()
       yield bytes
       if (++n === limit) return
