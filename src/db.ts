@@ -40,6 +40,7 @@ const DEFAULT_CACHE_ENTRIES = 10_000
 /** Stands for a cached `null`, which lru-cache cannot hold. */
 const CACHED_NULL = Symbol('null')
 const MAX_PROBLEMS = 50
+const RANGE_OPTIONS: ReadonlySet<string> = new Set(['gt', 'gte', 'lt', 'lte', 'reverse', 'limit'])
 
 /**
  * A daxkv database: one daxfile, one writer. Reads are synchronous and see
@@ -94,6 +95,7 @@ export class DaxKV<V = any> {
     const cache = this.#cache
     this.#queue = new CommitQueue(
       store.writer,
+      store.index,
       (ops) => {
         if (cache !== undefined) for (const op of ops) cache.delete(op.key)
       },
@@ -208,7 +210,7 @@ export class DaxKV<V = any> {
     // Each segment that holds garbage now is cleaned once.
     const victims = compactor.segmentsWithGarbage()
     while (!this.#closed && this.#closing === undefined) {
-      if (!compactor.step(COMPACTION_STEP_BYTES, 1, victims)) break
+      if (!compactor.step(COMPACTION_STEP_BYTES, Number.NEGATIVE_INFINITY, victims)) break
       await new Promise<void>((resolve) => setImmediate(resolve))
     }
     return { segmentsCleaned: counters.compactions - before.segments, bytesCopied: counters.bytesCopied - before.bytes }
@@ -276,7 +278,19 @@ export class DaxKV<V = any> {
   }
 
   #value(bytes: string, location: number): V {
-    const value = this.#reader.decodeValueAt(location, this.#codec.decode) as V
+    let value: V
+    try {
+      value = this.#reader.decodeValueAt(location, this.#codec.decode) as V
+    } catch (cause) {
+      if (cause instanceof DaxKVError) throw cause
+      const key = JSON.stringify(keyFromBytes(bytes, this.#keyEncoding)).slice(0, 80)
+      throw new DaxKVError(
+        ErrorCode.ENCODING,
+        `the value of key ${key} does not decode as ${this.#codec.name} (${String(cause)}); ` +
+          `was it written with another valueEncoding? Open the store with the encoding it was written with`,
+        { cause },
+      )
+    }
     if (this.#cache !== undefined && value !== undefined) this.#cache.set(bytes, value === null ? CACHED_NULL : (value as object))
     return value
   }
@@ -284,6 +298,9 @@ export class DaxKV<V = any> {
   *#keys(options: RangeOptions): Generator<string> {
     this.#checkOpen()
     if (options === null || typeof options !== 'object') throw new TypeError('range options must be an object')
+    for (const name of Object.keys(options)) {
+      if (!RANGE_OPTIONS.has(name)) throw new TypeError(`unknown range option ${JSON.stringify(name)}; range() takes ${[...RANGE_OPTIONS].join(', ')}`)
+    }
     const limit = options.limit ?? -1
     if (!Number.isInteger(limit) || limit < -1) throw new RangeError(`limit must be a whole number or -1, got ${limit}`)
     if (limit === 0) return

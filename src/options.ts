@@ -7,7 +7,7 @@ import { parseSize } from './size.js'
 
 /** Options of {@link open}. */
 export interface OpenOptions {
-  /** Size of a new daxfile: bytes or a string such as `'64MiB'`. Ignored when the file exists. Default `'64MiB'`. */
+  /** Size of a new daxfile: bytes or a string such as `'64MiB'`, at most `maxSize`. Ignored when the file exists. Default `'64MiB'`, or `maxSize` if smaller. */
   size?: number | string
   /** Create the daxfile if it does not exist. Default `true`. */
   create?: boolean
@@ -51,9 +51,35 @@ export interface OpenOptions {
 
 const DEFAULT_SIZE = '64MiB'
 
-/** The options open() and openOnDomain() check before touching any file; throws TypeError or RangeError. */
+/** Every option open() knows, and the type each must have when given (`size`-like ones are checked by parseSize). */
+const KNOWN_OPTIONS: Record<keyof OpenOptions, 'boolean' | 'other'> = {
+  size: 'other',
+  create: 'boolean',
+  valueEncoding: 'other',
+  keyEncoding: 'other',
+  cacheSize: 'other',
+  sync: 'boolean',
+  mode: 'other',
+  segmentSize: 'other',
+  autoGrow: 'boolean',
+  maxSize: 'other',
+  backgroundCompaction: 'boolean',
+  indexCheckpoint: 'boolean',
+  checkpointInterval: 'other',
+}
+
+/**
+ * Checks every option before anything is created or opened; throws
+ * TypeError or RangeError. An option open() does not know is a mistake
+ * (a misspelt `size` would otherwise give a file of the default size).
+ */
 export function checkOptions(options: OpenOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError('open() options must be an object')
+  for (const [name, value] of Object.entries(options)) {
+    const kind = Object.hasOwn(KNOWN_OPTIONS, name) ? KNOWN_OPTIONS[name as keyof OpenOptions] : undefined
+    if (kind === undefined) throw new TypeError(`unknown option ${JSON.stringify(name)}; open() takes ${Object.keys(KNOWN_OPTIONS).join(', ')}`)
+    if (kind === 'boolean' && value !== undefined && typeof value !== 'boolean') throw new TypeError(`option ${name} must be true or false, got ${JSON.stringify(value)}`)
+  }
   if (options.cacheSize !== undefined && !(Number.isInteger(options.cacheSize) && options.cacheSize >= 0)) {
     throw new RangeError(`cacheSize must be a whole number of entries, got ${options.cacheSize}`)
   }
@@ -62,6 +88,9 @@ export function checkOptions(options: OpenOptions): void {
   }
   valueCodec(options.valueEncoding ?? 'msgpack')
   if (options.checkpointInterval !== undefined) parseSize(options.checkpointInterval, 'checkpointInterval')
+  modeFrom(options)
+  maxFileBytesOf(options)
+  geometryOf(options)
 }
 
 /** The durability mode asked for: the option, else `DAXKV_MODE`, else `'auto'`. */
@@ -80,9 +109,19 @@ export function maxFileBytesOf(options: OpenOptions): number {
   return max
 }
 
-/** The geometry of a new daxfile of `bytes` bytes (or of `options.size`). */
-export function geometryOf(options: OpenOptions, bytes = parseSize(options.size ?? DEFAULT_SIZE)): Geometry {
-  return chooseGeometry(bytes, options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize'))
+/**
+ * The geometry of a new daxfile of `bytes` bytes, or else of `size`, which
+ * must not exceed `maxSize` (the default size is 64 MiB, or `maxSize` if
+ * that is smaller).
+ */
+export function geometryOf(options: OpenOptions, bytes?: number): Geometry {
+  const maxBytes = maxFileBytesOf(options)
+  const requested = bytes ?? (options.size === undefined ? Math.min(parseSize(DEFAULT_SIZE), maxBytes) : parseSize(options.size))
+  const geometry = chooseGeometry(requested, options.segmentSize === undefined ? undefined : parseSize(options.segmentSize, 'segmentSize'))
+  if (bytes === undefined && geometry.fileBytes > maxBytes) {
+    throw new RangeError(`size (${geometry.fileBytes} bytes in whole segments) is larger than maxSize (${maxBytes} bytes)`)
+  }
+  return geometry
 }
 
 /** What the engine takes from the options. */

@@ -318,12 +318,15 @@ describe.each(FILE_SYSTEMS)('on $name', ({ parent }) => {
     const model = new Map<string, unknown>()
     const file = fresh()
     let db = await open(file, { size: '2MiB' })
+    // Records the log must hold: every put, and every delete of a present key (a delete of an absent one writes nothing).
+    let records = 1
     for (let i = 0; i < 300; i++) {
       const key = `k${below(next, 120)}`
       if (next() < 0.2) {
         await db.del(key)
-        model.delete(key)
+        if (model.delete(key)) records++
       } else {
+        records++
         const value = { i, pad: 'x'.repeat(below(next, 2000)) }
         await db.put(key, value)
         model.set(key, value)
@@ -338,7 +341,7 @@ describe.each(FILE_SYSTEMS)('on $name', ({ parent }) => {
     const expected = [...model.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     expect(entries(db), seedNote()).toEqual(expected)
     expect(db.recovery.tornTail).toBeUndefined()
-    expect(db.recovery.records).toBeGreaterThanOrEqual(301)
+    expect(db.recovery.records).toBeGreaterThanOrEqual(records)
     await db.close()
   })
 

@@ -98,5 +98,15 @@ describe('daxkv CLI', () => {
     expect(r.stdout).toMatch(/^ {2}violations: +0$/m)
     expect(r.stdout).toMatch(/^ {2}seed: +11$/m)
     expect(r.stderr).toContain('100%')
+    // It cleans up after itself: no image, probe or index checkpoint is left behind.
+    expect(fs.readdirSync(path.join(dir, 'crash'))).toEqual([])
+  })
+
+  it('crash-test on a path that is a file says so in one line and exits 2', () => {
+    const notDir = path.join(dir, 'a-file')
+    fs.writeFileSync(notDir, 'x')
+    const r = daxkv('crash-test', '--dir', notDir, '--ops', '5', '--rounds', '0')
+    expect(r.status).toBe(2)
+    expect(r.stderr.trim()).toBe(`daxkv: --dir ${notDir} is not a directory`)
   })
 })

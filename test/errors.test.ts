@@ -352,6 +352,11 @@ describe('TypeError and RangeError for misuse (no code)', () => {
       ['segmentSize below 64 KiB', () => open(file, { size: '1MiB', segmentSize: '4KiB' }), RangeError],
       ['negative checkpointInterval', () => open(file, { checkpointInterval: -1 }), RangeError],
       ['checkpointInterval not a size', () => open(file, { checkpointInterval: 'often' }), RangeError],
+      ['a misspelt option', () => open(file, { sizee: '8MiB' } as unknown as OpenOptions), TypeError],
+      ['an option open() does not know', () => open(file, { prefix: 'a' } as unknown as OpenOptions), TypeError],
+      ['a boolean option given a string', () => open(file, { sync: 'false' } as unknown as OpenOptions), TypeError],
+      ['maxSize above the largest daxfile', () => open(file, { maxSize: '4GiB' }), RangeError],
+      ['size above maxSize', () => open(file, { size: '8MiB', maxSize: '4MiB' }), RangeError],
     ]
     for (const [what, attempt, kind] of cases) expectMisuse(await rejection(attempt()), kind, what)
     expect(fs.readdirSync(dir)).toEqual([])

@@ -313,6 +313,17 @@ napi_value Fiemap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value LinkCount(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], "linkCount", &fd)) return nullptr;
+  uint64_t links = 0;
+  if (int err = file_link_count(fd, &links); err != 0) return throw_errno(env, err, "fstat");
+  napi_value result;
+  NAPI_OK(napi_create_double(env, static_cast<double>(links), &result));
+  return result;
+}
+
 napi_value Flock(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int fd;
@@ -370,7 +381,7 @@ NAPI_MODULE_INIT() {
       {"flush", Flush},         {"drain", Drain},       {"persist", Persist},
       {"crc32c", Crc32cChosen}, {"crc32cSoftware", Crc32cSoftware},
       {"statxDax", StatxDax},   {"fallocate", Fallocate}, {"fiemap", Fiemap},
-      {"flock", Flock},
+      {"flock", Flock},         {"linkCount", LinkCount},
   };
   constexpr size_t kValues = 3;
   constexpr size_t kMethods = sizeof methods / sizeof methods[0];

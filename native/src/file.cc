@@ -110,3 +110,10 @@ int file_flock(int fd, LockOp op, bool* acquired) {
   *acquired = true;
   return 0;
 }
+
+int file_link_count(int fd, uint64_t* links) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno;
+  *links = static_cast<uint64_t>(st.st_nlink);
+  return 0;
+}

@@ -33,3 +33,7 @@ enum class LockOp { kExclusive, kShared, kUnlock };
 // Non-blocking flock(). Sets *acquired to false when another open file
 // description holds a conflicting lock (EWOULDBLOCK), which is not an error.
 int file_flock(int fd, LockOp op, bool* acquired);
+
+// fstat()'s link count of the open file: 0 once every name of it was
+// removed (the file was deleted, or renamed over, while open).
+int file_link_count(int fd, uint64_t* links);

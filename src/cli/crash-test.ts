@@ -8,7 +8,7 @@ import { FILE_BYTES_MIN } from '../format/constants.js'
 import type { ModeRequest } from '../platform/daxfile.js'
 import type { SimulatedGranularity } from '../platform/simulated-domain.js'
 import { randomSeed } from '../crash/random.js'
-import { modeOption, wholeNumber } from './options.js'
+import { UsageError, modeOption, wholeNumber } from './options.js'
 import { ProgressBar } from './progress.js'
 import { RealFileChecker } from './real-file-check.js'
 import { count } from './words.js'
@@ -27,6 +27,7 @@ export function addCrashTestCommand(cli: Command): void {
     .action(async (options: { dir: string; ops: number; seed?: number; images: number; mode: ModeRequest; rounds: number }) => {
       const seed = options.seed ?? randomSeed()
       const dir = path.resolve(options.dir)
+      if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UsageError(`--dir ${options.dir} is not a directory`)
       console.error(`daxkv crash-test: seed ${seed} (replay with --seed ${seed}), in ${dir}`)
       const bar = new ProgressBar(process.stderr)
       const report = await runCrashTest({ dir, ops: options.ops, seed, images: options.images, mode: options.mode, rounds: options.rounds }, (fraction, label) =>
@@ -151,7 +152,7 @@ export async function runCrashTest(options: CrashTestOptions, progress: (fractio
           })
         },
       })
-      fs.rmSync(imageFile, { force: true })
+      for (const leftover of [imageFile, `${imageFile}.index`]) fs.rmSync(leftover, { force: true })
       report.powerFailure.push(result)
       for (const v of result.violations) {
         report.violations.push({
@@ -220,10 +221,10 @@ async function checkModeAvailable(dir: string, mode: ModeRequest): Promise<void>
   const probe = path.join(dir, `.probe-${process.pid}.dax`)
   fs.rmSync(probe, { force: true })
   try {
-    const db = await open(probe, { size: FILE_BYTES_MIN, mode })
+    const db = await open(probe, { size: FILE_BYTES_MIN, mode, indexCheckpoint: false })
     await db.close()
   } finally {
-    fs.rmSync(probe, { force: true })
+    for (const leftover of [probe, `${probe}.index`]) fs.rmSync(leftover, { force: true })
   }
 }
 

@@ -35,7 +35,8 @@ port.on('message', (request: ImageRequest) => {
 
 async function recoverFile({ file, mode }: ImageRequest): Promise<ImageReply> {
   try {
-    const db = await open<Buffer>(file, { create: false, mode, valueEncoding: 'binary', cacheSize: 0 })
+    // No index checkpoint: each image is a new state of the same file, and nothing is left beside it.
+    const db = await open<Buffer>(file, { create: false, mode, valueEncoding: 'binary', cacheSize: 0, indexCheckpoint: false })
     try {
       const entries: [string, Uint8Array][] = []
       for (const [key, value] of db.range()) entries.push([key as string, value])

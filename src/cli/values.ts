@@ -25,10 +25,11 @@ export function readValue(db: DaxKV, key: Key, encoding: ValueEncoding): unknown
   try {
     return db.get(key) as unknown
   } catch (error) {
-    if (error instanceof DaxKVError) throw error
+    if (error instanceof DaxKVError && error.code !== ErrorCode.ENCODING) throw error
+    const cause = error instanceof DaxKVError ? error.cause : error
     throw new DaxKVError(
       ErrorCode.ENCODING,
-      `the value of ${JSON.stringify(key)} does not decode as ${encoding} (was it stored with another --encoding?): ${error instanceof Error ? error.message : String(error)}`,
+      `the value of ${JSON.stringify(key)} does not decode as ${encoding} (was it stored with another --encoding?): ${cause instanceof Error ? cause.message : String(cause)}`,
       { cause: error },
     )
   }

@@ -134,6 +134,10 @@ class FaultyCommitDomain implements PersistenceDomain {
     this.#inner.grow(from, to)
   }
 
+  checkLinked(): void {
+    this.#inner.checkLinked()
+  }
+
   close(): void {
     this.#inner.close()
   }

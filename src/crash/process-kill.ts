@@ -164,7 +164,7 @@ export async function runKillCampaign(options: KillCampaignOptions): Promise<Kil
     else base = check.state
     options.onProgress?.(result.rounds, result)
   }
-  for (const f of [file, ackFile, beforeCheck]) fs.rmSync(f, { force: true })
+  for (const f of [file, ackFile, beforeCheck]) for (const leftover of [f, `${f}.index`]) fs.rmSync(leftover, { force: true })
   result.durationMs = performance.now() - started
   return result
 }

@@ -59,9 +59,12 @@ export class Accounting {
     const hash = this.#reader.keyHashAt(location)
     const previous = type === RECORD_PUT ? this.index.set(location, hash) : this.index.delete(location, hash)
     const tombstone = type === RECORD_DEL ? this.tombstones.set(location, hash) : this.tombstones.delete(location, hash)
-    if (previous !== undefined) this.#supersede(previous)
-    if (tombstone !== undefined) this.#supersede(tombstone)
-    this.#segmentOf(location).liveBytes += bytes
+    if (previous !== undefined) this.#supersede(previous, false)
+    if (tombstone !== undefined) this.#supersede(tombstone, true)
+    const s = this.#segmentOf(location)
+    s.liveBytes += bytes
+    if (type === RECORD_DEL) s.tombstoneBytes += bytes
+    if (bytes > s.maxRecordBytes) s.maxRecordBytes = bytes
     this.#liveTotal += bytes
   }
 
@@ -73,7 +76,9 @@ export class Accounting {
     if (this.tombstones.getByRecord(location) !== location) return false
     this.tombstones.delete(location)
     const bytes = this.#reader.recordBytesAt(location)
-    this.#segmentOf(location).liveBytes -= bytes
+    const s = this.#segmentOf(location)
+    s.liveBytes -= bytes
+    s.tombstoneBytes -= bytes
     this.#liveTotal -= bytes
     return true
   }
@@ -127,13 +132,23 @@ export class Accounting {
     )
   }
 
-  /** Counts the record at `location` as superseded in its segment. */
-  #supersede(location: number): void {
+  /** Counts the record at `location` (a tombstone, or a put) as superseded in its segment. */
+  #supersede(location: number, tombstone: boolean): void {
     const s = this.#segmentOf(location)
     const dead = this.#reader.recordBytesAt(location)
     s.liveBytes -= dead
+    if (tombstone) s.tombstoneBytes -= dead
     s.deadRecords++
     this.#liveTotal -= dead
+  }
+
+  /**
+   * Sets each segment's live tombstone bytes from the tombstone table (after
+   * resuming from an index checkpoint, which does not record them).
+   */
+  countTombstones(): void {
+    for (const s of this.#segments) s.tombstoneBytes = 0
+    for (const location of this.tombstones.locations()) this.#segmentOf(location).tombstoneBytes += this.#reader.recordBytesAt(location)
   }
 
   #segmentOf(location: number): SegmentState {

@@ -118,6 +118,12 @@ export class BackgroundJobs {
     setImmediate(() => {
       this.#checkpointScheduled = false
       if (!this.#mayRun()) return
+      try {
+        this.#store.checkLinked()
+      } catch {
+        // The store is latched now; every later call reports why.
+        return
+      }
       const bytes = this.#store.checkpoint()
       this.#logBytesAtCheckpoint = this.#logBytes()
       const generation = ++this.#checkpointGeneration

@@ -45,6 +45,7 @@ export function takeCheckpoint(domain: PersistenceDomain, state: LogState, accou
         liveBytes: s.liveBytes,
         deadRecords: s.deadRecords,
         chain: s.chain,
+        maxRecordBytes: s.maxRecordBytes,
       })),
       index: accounting.index.snapshot(),
       tombstones: accounting.tombstones.snapshot(),
@@ -98,8 +99,11 @@ export function checkpointStart(
     if (decodeSegmentHeader(savedHeader, sb.fileId, i, native.crc32c) === undefined) continue
     if (domain.view(segmentHeaderOffset(i, sb.segmentBytes), SEGMENT_HEADER_BYTES).equals(saved.header)) {
       unchanged[i] = true
-      segments[i]!.liveBytes = saved.liveBytes
-      segments[i]!.deadRecords = saved.deadRecords
+      const s = segments[i]!
+      s.liveBytes = saved.liveBytes
+      s.deadRecords = saved.deadRecords
+      // Not recorded by earlier versions: assume a record as large as the segment, which only makes cleaning it look less worth it.
+      s.maxRecordBytes = saved.maxRecordBytes > 0 ? saved.maxRecordBytes : sb.segmentBytes
     } else {
       changed.add(i)
     }

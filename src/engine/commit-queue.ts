@@ -1,6 +1,7 @@
-import { BATCH_HEADER_BYTES, RECORD_DEL } from '../format/constants.js'
+import { BATCH_HEADER_BYTES, RECORD_DEL, RECORD_PUT } from '../format/constants.js'
 import type { EncodedOp } from '../format/batch.js'
 import { recordBytes } from '../format/record.js'
+import type { KeyIndex } from './key-index.js'
 import type { Writer } from './writer.js'
 
 /** One caller's write: its operations stay together in one batch, so it is atomic. */
@@ -17,9 +18,11 @@ interface PendingUnit {
  * Each unit resolves only after its batch is committed (durable, unless
  * the store was opened with `sync: false`). A synchronous write first
  * commits whatever is queued before it, so writes stay in issue order.
+ * Deletes that would change nothing are left out of the batches.
  */
 export class CommitQueue {
   readonly #writer: Writer
+  readonly #index: KeyIndex
   readonly #committed: (ops: readonly EncodedOp[]) => void
   readonly #afterCommits: () => void
   #pending: PendingUnit[] = []
@@ -30,8 +33,9 @@ export class CommitQueue {
    * before any of its callers is told; `afterCommits` runs after each
    * round of commits (background work may be due).
    */
-  constructor(writer: Writer, committed: (ops: readonly EncodedOp[]) => void, afterCommits: () => void) {
+  constructor(writer: Writer, index: KeyIndex, committed: (ops: readonly EncodedOp[]) => void, afterCommits: () => void) {
     this.#writer = writer
+    this.#index = index
     this.#committed = committed
     this.#afterCommits = afterCommits
   }
@@ -49,7 +53,7 @@ export class CommitQueue {
   commitNow(ops: EncodedOp[]): void {
     if (this.#pending.length === 0) {
       // Nothing queued before this write: commit it directly.
-      this.#writer.append(ops, appendReason(ops))
+      this.#append(ops)
       this.#committed(ops)
       this.#afterCommits()
       return
@@ -82,7 +86,7 @@ export class CommitQueue {
         j++
       }
       try {
-        this.#writer.append(ops, appendReason(ops))
+        this.#append(ops)
       } catch (error) {
         for (let k = i; k < units.length; k++) units[k]!.reject(error)
         return
@@ -93,9 +97,40 @@ export class CommitQueue {
     }
     this.#afterCommits()
   }
+
+  #append(ops: EncodedOp[]): void {
+    const needed = withoutNeedlessDeletes(ops, this.#index)
+    if (needed.length > 0) this.#writer.append(needed, appendReason(needed))
+  }
 }
 
-/** Deletes may use the reserved segment, so a full store can still shrink. */
+/**
+ * The operations without the deletes that change nothing: those of keys
+ * the index does not hold and no put earlier in the batch writes. Such a
+ * key has no record a replay could bring back (its newest record is a
+ * tombstone still in the log, or cleaning dropped its last tombstone only
+ * when no older record of it remained), so its tombstone would only take
+ * space, which a full store cannot spare (docs/space.md).
+ */
+function withoutNeedlessDeletes(ops: EncodedOp[], index: KeyIndex): EncodedOp[] {
+  const firstDelete = ops.findIndex((op) => op.type !== RECORD_PUT)
+  if (firstDelete < 0) return ops
+  const putKeys = new Set<string>()
+  for (let i = 0; i < firstDelete; i++) putKeys.add(ops[i]!.key)
+  let kept: EncodedOp[] | undefined
+  for (let i = firstDelete; i < ops.length; i++) {
+    const op = ops[i]!
+    if (op.type === RECORD_PUT) putKeys.add(op.key)
+    else if (index.get(op.key) === undefined && !putKeys.has(op.key)) {
+      kept ??= ops.slice(0, i)
+      continue
+    }
+    kept?.push(op)
+  }
+  return kept ?? ops
+}
+
+/** Deletes may use the delete reserve, so a full store can still shrink. */
 function appendReason(ops: readonly EncodedOp[]): 'put' | 'delete' {
   for (const op of ops) if (op.type !== RECORD_DEL) return 'put'
   return 'delete'

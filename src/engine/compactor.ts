@@ -1,6 +1,6 @@
 import { assert } from '../errors.js'
 import { checkBatch, forEachRecord, type EncodedOp } from '../format/batch.js'
-import { RECORD_DEL, RECORD_PUT } from '../format/constants.js'
+import { BATCH_HEADER_BYTES, RECORD_DEL, RECORD_PUT } from '../format/constants.js'
 import { recordBytes, recordKey, recordValue } from '../format/record.js'
 import { segmentDataOffset } from '../format/segment.js'
 import type { PersistenceDomain } from '../platform/domain.js'
@@ -8,11 +8,18 @@ import { native } from '../platform/native.js'
 import type { Accounting } from './accounting.js'
 import type { Latch } from './latch.js'
 import type { LogState, SegmentState } from './log-state.js'
-import { BACKGROUND_GARBAGE_RATIO, FOREGROUND_UTILIZATION_MAX, FREE_SEGMENTS_LOW, RESERVE_SEGMENTS, capacityOf, pickVictim } from './space.js'
+import {
+  BACKGROUND_GARBAGE_RATIO,
+  CLEANER_RESERVE_SEGMENTS,
+  CLEANING_GAIN_MIN_SHARE,
+  COPY_BATCH_BYTES,
+  FREE_SEGMENTS_LOW,
+  capacityOf,
+  freeRoom,
+  pickVictim,
+  type CleaningView,
+} from './space.js'
 import type { Writer } from './writer.js'
-
-/** Compaction appends copies once it has collected this many bytes of records. */
-const COPY_BATCH_BYTES = 64 * 1024
 
 interface Cursor {
   readonly victim: SegmentState
@@ -48,14 +55,37 @@ export class Compactor {
     this.#latch = latch
   }
 
-  /** Whether background cleaning has worth-while work: garbage is high, or free segments are low and some can be reclaimed. */
+  /**
+   * Whether background cleaning has worth-while work: a cleaning is under
+   * way, or garbage is high or free segments are low, and a victim would
+   * give back at least CLEANING_GAIN_MIN_SHARE of a segment. Every
+   * cleaning it starts so adds at least that much free room, which is
+   * bounded by the file's size: left alone, background cleaning stops.
+   */
   wanted(): boolean {
     if (this.#cursor !== undefined) return true
     const a = this.#accounting
-    const lowOnSpace = a.freeCount - RESERVE_SEGMENTS < FREE_SEGMENTS_LOW
+    const lowOnSpace = a.freeCount - CLEANER_RESERVE_SEGMENTS < FREE_SEGMENTS_LOW
     const garbageHigh = a.usedTotal > 0 && a.usedTotal - a.liveTotal >= BACKGROUND_GARBAGE_RATIO * a.usedTotal
     if (!lowOnSpace && !garbageHigh) return false
-    return this.#victim(FOREGROUND_UTILIZATION_MAX) !== undefined
+    return pickVictim(this.#view(), this.worthwhileGain()) !== undefined
+  }
+
+  /** What a victim must give back for background cleaning, or a put's, to take it. */
+  worthwhileGain(): number {
+    return CLEANING_GAIN_MIN_SHARE * this.#state.segmentBytes
+  }
+
+  /**
+   * Cleans one whole victim that gives back at least `minGain` (or finishes
+   * the one under way) for a write that needs room. Returns whether the
+   * free room (the head's and the free segments') grew; false when there
+   * was nothing to clean or it did not help.
+   */
+  cleanForRoom(minGain: number): boolean {
+    const before = this.#freeRoom()
+    if (!this.step(Number.POSITIVE_INFINITY, minGain)) return false
+    return this.#freeRoom() > before
   }
 
   /**
@@ -79,13 +109,14 @@ export class Compactor {
   /**
    * Cleans incrementally: copies the live records of at most about
    * `budgetBytes` of the current victim to the head, and frees the victim
-   * once it is fully copied. Returns false when there was nothing to clean
-   * below `utilizationMax` (among the segments `among` names, if given).
+   * once it is fully copied. A new victim must give back at least `minGain`
+   * (default: worthwhileGain) and be among the segments `among` names, if
+   * given. Returns false when there was nothing to clean.
    */
-  step(budgetBytes: number, utilizationMax = FOREGROUND_UTILIZATION_MAX, among?: ReadonlySet<number>): boolean {
+  step(budgetBytes: number, minGain = this.worthwhileGain(), among?: ReadonlySet<number>): boolean {
     this.#latch.check()
     try {
-      return this.#step(budgetBytes, utilizationMax, among)
+      return this.#step(budgetBytes, minGain, among)
     } catch (error) {
       // DAXKV_FULL leaves a consistent state (the cursor resumes where its
       // copies stopped); anything else latches the store like a failed write.
@@ -93,9 +124,9 @@ export class Compactor {
     }
   }
 
-  #step(budgetBytes: number, utilizationMax: number, among: ReadonlySet<number> | undefined): boolean {
+  #step(budgetBytes: number, minGain: number, among: ReadonlySet<number> | undefined): boolean {
     if (this.#cursor === undefined) {
-      const victim = this.#victim(utilizationMax, among)
+      const victim = pickVictim(this.#view(), minGain, among)?.victim
       if (victim === undefined) return false
       this.#cursor = { victim, pos: segmentDataOffset(victim.index, this.#state.segmentBytes), expected: victim.header!.firstBatchSeq, dropped: [] }
     }
@@ -131,20 +162,22 @@ export class Compactor {
       const dropTombstones = this.#tombstonesDroppable(victimSeq)
       forEachRecord(view, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
         const location = batchAt + recordOffset
-        if (type === RECORD_PUT) {
-          if (index.getByRecord(location) !== location) return
-          copies.push({ type: RECORD_PUT, key: recordKey(view, recordOffset), value: recordValue(view, recordOffset) })
-        } else {
-          if (tombstones.getByRecord(location) !== location) return
-          if (dropTombstones) {
-            // No older segment holds a superseded record, so no older version
-            // of this key exists anywhere: the tombstone has nothing to hide.
-            cursor.dropped.push(location)
-            return
-          }
-          copies.push({ type: RECORD_DEL, key: recordKey(view, recordOffset), value: undefined })
+        const live = type === RECORD_PUT ? index.getByRecord(location) === location : tombstones.getByRecord(location) === location
+        if (!live) return
+        if (type === RECORD_DEL && dropTombstones) {
+          // No older segment holds a superseded record, so no older version
+          // of this key exists anywhere: the tombstone has nothing to hide.
+          cursor.dropped.push(location)
+          return
         }
-        copyBytes += recordBytes(keyBytes, valueBytes)
+        const bytes = recordBytes(keyBytes, valueBytes)
+        // Cut the copy batch where the head is full, so that a roll leaves
+        // less than one record unused there (the gain estimate counts on it).
+        const room = this.#state.end - this.#state.pos
+        if (copies.length > 0 && BATCH_HEADER_BYTES + copyBytes + bytes > room) flushCopies()
+        const key = recordKey(view, recordOffset)
+        copies.push(type === RECORD_PUT ? { type: RECORD_PUT, key, value: recordValue(view, recordOffset) } : { type: RECORD_DEL, key, value: undefined })
+        copyBytes += bytes
       })
       cursor.pos += check.length
       cursor.expected++
@@ -175,9 +208,12 @@ export class Compactor {
     return this.#state.segments.every((s) => s.header === undefined || s.header.segmentSeq >= segmentSeq || s.deadRecords === 0)
   }
 
-  #victim(utilizationMax: number, among?: ReadonlySet<number>): SegmentState | undefined {
+  #view(): CleaningView {
     const state = this.#state
-    const segments = among === undefined ? state.segments : state.segments.filter((s) => among.has(s.header?.segmentSeq ?? 0))
-    return pickVictim(segments, state.head, state.nextBatchSeq, state.segmentBytes, utilizationMax)
+    return { segments: state.segments, segmentBytes: state.segmentBytes, head: state.head, nextBatchSeq: state.nextBatchSeq, headRoom: state.end - state.pos }
+  }
+
+  #freeRoom(): number {
+    return freeRoom(this.#state.segments, this.#state.segmentBytes, this.#state.end - this.#state.pos)
   }
 }

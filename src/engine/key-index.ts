@@ -53,6 +53,12 @@ export class KeyIndex {
     return { entries: this.#entries, size: this.#size }
   }
 
+  /** Every location in the table, in slot order. */
+  *locations(): Generator<number> {
+    const entries = this.#entries
+    for (let i = 0; i < entries.length; i += 2) if (entries[i] !== EMPTY) yield entries[i]!
+  }
+
   /**
    * An index over a table from {@link snapshot} (taken over, not copied).
    * The caller has established that the table belongs to the log `reader`

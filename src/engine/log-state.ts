@@ -14,13 +14,17 @@ export interface SegmentState {
   liveBytes: number
   /** Records superseded by a later record of the same key (puts and tombstones). */
   deadRecords: number
+  /** Bytes of the live tombstones among the live bytes (cleaning drops rather than copies them when it may). */
+  tombstoneBytes: number
+  /** Bytes of the largest record ever appended to the segment (an upper bound of its live ones). */
+  maxRecordBytes: number
   /** Fingerprint of the segment's batches so far: their checksums chained in log order (format/batch.ts, chainBatch); 0 when it has none. */
   chain: number
 }
 
 /** A free segment's state. */
 export function blankSegment(index: number, segmentBytes: number): SegmentState {
-  return { index, header: undefined, dataEnd: segmentDataOffset(index, segmentBytes), lastSeq: 0, liveBytes: 0, deadRecords: 0, chain: 0 }
+  return { index, header: undefined, dataEnd: segmentDataOffset(index, segmentBytes), lastSeq: 0, liveBytes: 0, deadRecords: 0, tombstoneBytes: 0, maxRecordBytes: 0, chain: 0 }
 }
 
 /** Counters a store keeps about its own work since it was opened. */

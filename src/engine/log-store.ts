@@ -64,7 +64,7 @@ export class LogStore {
     this.#latch = new Latch()
     const writerOptions = { durable: options.durable, autoGrow: options.autoGrow, maxBytes: options.maxBytes, commit: options.commit ?? commitBatch }
     // The writer cleans a segment when it runs out of room; the compactor appends its copies through the writer.
-    this.writer = new Writer(domain, state, accounting, this.#latch, writerOptions, () => this.compactor.step(Number.POSITIVE_INFINITY))
+    this.writer = new Writer(domain, state, accounting, this.#latch, writerOptions, () => this.compactor)
     this.compactor = new Compactor(domain, state, accounting, this.writer, this.#latch)
   }
 
@@ -115,12 +115,26 @@ export class LogStore {
     return verifyLog(this.domain, this.#state, this.#accounting, this.reader)
   }
 
-  /** Persists what is pending and releases the domain. */
+  /**
+   * Throws (and latches the store) when the daxfile was deleted or renamed
+   * over while open (PersistenceDomain.checkLinked).
+   */
+  checkLinked(): void {
+    this.#latch.check()
+    try {
+      this.domain.checkLinked()
+    } catch (error) {
+      throw this.#latch.fail(error, 'checking the daxfile')
+    }
+  }
+
+  /** Persists what is pending and releases the domain; throws if the daxfile lost its name while open. */
   close(): void {
     try {
       if (this.#latch.failed === undefined) {
         this.writer.persistPending()
         this.domain.persistAll()
+        this.domain.checkLinked()
       }
     } finally {
       this.domain.close()

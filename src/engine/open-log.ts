@@ -82,6 +82,8 @@ export function openLog(domain: PersistenceDomain, file: string, reader: RecordR
     opened = { segments, accounting, result }
   }
   const { segments, accounting, result } = opened
+  // The checkpoint does not record each segment's live tombstone bytes; the table does.
+  if (resumed) accounting.countTombstones()
   accounting.recount()
   // Step 10.
   const state = new LogState(superblock, slot, segments, result.head, { batchSeq: result.nextBatchSeq, segmentSeq: result.nextSegmentSeq })

@@ -63,11 +63,13 @@ export function verifyLog(domain: PersistenceDomain, state: LogState, live: Acco
     const replayed = segments[s.index]
     if (s.header === undefined || replayed === undefined) continue
     if (replayed.chain !== s.chain) note(`segment ${s.index}: the fingerprint of its batches is ${replayed.chain} in the log, ${s.chain} in memory`)
-    if (s.liveBytes !== replayed.liveBytes || s.deadRecords !== replayed.deadRecords) {
+    if (s.liveBytes !== replayed.liveBytes || s.deadRecords !== replayed.deadRecords || s.tombstoneBytes !== replayed.tombstoneBytes) {
       note(
-        `segment ${s.index} accounts ${s.liveBytes} live bytes and ${s.deadRecords} dead records; the log gives ${replayed.liveBytes} and ${replayed.deadRecords}`,
+        `segment ${s.index} accounts ${s.liveBytes} live bytes, ${s.deadRecords} dead records and ${s.tombstoneBytes} tombstone bytes; ` +
+          `the log gives ${replayed.liveBytes}, ${replayed.deadRecords} and ${replayed.tombstoneBytes}`,
       )
     }
+    if (s.maxRecordBytes < replayed.maxRecordBytes) note(`segment ${s.index} holds a record of ${replayed.maxRecordBytes} bytes, more than the ${s.maxRecordBytes} it accounts`)
   }
   const totals = live.checkTotals()
   if (totals !== undefined) note(totals)

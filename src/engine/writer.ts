@@ -1,16 +1,15 @@
 import { DaxKVError, ErrorCode, assert } from '../errors.js'
 import { batchBytes, batchChecksum, chainBatch, encodeBatch, isZero, type EncodedOp } from '../format/batch.js'
-import { MARKER_BYTES, MARKER_OFFSET, SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import { BATCH_HEADER_BYTES, MARKER_BYTES, MARKER_OFFSET, RECORD_PUT, SEGMENT_HEADER_BYTES } from '../format/constants.js'
 import { recordBytes } from '../format/record.js'
 import { SEGMENT_FREE_MARK, encodeSegmentHeader, segmentEndOffset, segmentHeaderOffset } from '../format/segment.js'
-import type { Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { native } from '../platform/native.js'
 import type { Accounting } from './accounting.js'
 import type { Latch } from './latch.js'
 import { blankSegment, type LogState, type SegmentState } from './log-state.js'
-import { RESERVE_SEGMENTS, capacityOf } from './space.js'
-import { writeSuperblock } from './superblock-io.js'
+import { CLEANER_RESERVE_SEGMENTS, DELETE_RESERVE_SHARE, capacityOf, usedBytesOf } from './space.js'
+import { fullMessage, growFile, type NoGrowth } from './growth.js'
 
 /**
  * Makes one encoded batch durable at `at` (Steps 1-4 of the commit
@@ -19,6 +18,14 @@ import { writeSuperblock } from './superblock-io.js'
  * the crash tests pass broken orders to prove that their checks notice.
  */
 export type CommitProtocol = (domain: PersistenceDomain, at: number, batch: Buffer, seq: number, durable: boolean) => void
+
+function sequencesExhausted(what: string, seq: number): DaxKVError {
+  return new DaxKVError(
+    ErrorCode.CORRUPTION,
+    `the log's ${what} sequence numbers are exhausted (the next would be ${seq}, beyond 2^53 - 1): the daxfile's sequence numbers were damaged. ` +
+      `Nothing was written; copy the data to a new daxfile`,
+  )
+}
 
 /** Steps 1-4 of the commit protocol (docs/format.md, section 4). */
 export function commitBatch(domain: PersistenceDomain, at: number, batch: Buffer, seq: number, durable: boolean): void {
@@ -41,8 +48,17 @@ export function commitBatch(domain: PersistenceDomain, at: number, batch: Buffer
   if (durable) domain.persist(at + MARKER_OFFSET, MARKER_BYTES)
 }
 
-/** Why a batch is appended: puts may not use the reserve, deletes and compaction may. */
+/** Why a batch is appended: what it may take of the reserves, and whether it may clean (docs/space.md). */
 export type AppendReason = 'put' | 'delete' | 'compaction'
+
+/** What the writer asks of cleaning when it needs room. */
+export interface Reclaimer {
+  /** What a victim must give back to be worth cleaning before the file grows. */
+  worthwhileGain(): number
+  /** Cleans one victim giving back at least `minGain`; true when the free room grew. */
+  cleanForRoom(minGain: number): boolean
+}
+
 
 export interface WriterOptions {
   /** Make each batch durable before append() returns (the public option `sync`). */
@@ -70,18 +86,20 @@ export class Writer {
   readonly #accounting: Accounting
   readonly #latch: Latch
   readonly #options: WriterOptions
-  /** Cleans one segment (or a step of one) to make room; false when nothing could be cleaned. */
-  readonly #reclaim: () => boolean
+  readonly #reclaimer: () => Reclaimer
+  /** Why the last growth that was tried did not happen. */
+  #noGrowth: NoGrowth | undefined
   #scratch = Buffer.alloc(64 * 1024)
   readonly #offsets: number[] = []
 
-  constructor(domain: PersistenceDomain, state: LogState, accounting: Accounting, latch: Latch, options: WriterOptions, reclaim: () => boolean) {
+  /** `reclaimer` gives the cleaning the writer runs when it needs room (it appends through the writer, so it comes later). */
+  constructor(domain: PersistenceDomain, state: LogState, accounting: Accounting, latch: Latch, options: WriterOptions, reclaimer: () => Reclaimer) {
     this.#domain = domain
     this.#state = state
     this.#accounting = accounting
     this.#latch = latch
     this.#options = options
-    this.#reclaim = reclaim
+    this.#reclaimer = reclaimer
     this.durable = options.durable
     this.maxBatchBytes = state.segmentBytes - SEGMENT_HEADER_BYTES
   }
@@ -99,10 +117,16 @@ export class Writer {
       throw new DaxKVError(ErrorCode.VALUE_TOO_LARGE, `a batch of ${length} bytes does not fit in a segment (${this.maxBatchBytes} bytes usable)`)
     }
     const state = this.#state
+    // Sequence numbers are exact up to 2^53 - 1 (the marker is a double), which no log reaches in centuries of
+    // writing: one this far along was damaged or crafted. Refused before anything is written, without latching.
+    if (state.nextBatchSeq > Number.MAX_SAFE_INTEGER) throw sequencesExhausted('batch', state.nextBatchSeq)
+    if (state.nextSegmentSeq > Number.MAX_SAFE_INTEGER) throw sequencesExhausted('segment', state.nextSegmentSeq)
     try {
       // Room first: making room may compact, which appends (and so uses the
       // scratch buffer) before this batch is encoded into it.
-      if (state.pos + length > state.end) this.#ensureRoom(length, reason)
+      if (state.pos + length > state.end || (reason === 'put' && !this.#leavesDeleteReserve(state.end - state.pos - length, 0))) {
+        this.#ensureRoom(length, reason)
+      }
       if (this.#scratch.length < length) this.#scratch = Buffer.alloc(Math.max(length, 2 * this.#scratch.length))
       const seq = state.nextBatchSeq
       const encoded = encodeBatch(this.#scratch, seq, ops, this.#offsets, native.crc32c)
@@ -161,46 +185,65 @@ export class Writer {
   }
 
   /**
-   * R1: makes the head able to take `length` more bytes: opens a free
-   * segment, after reclaiming space (cleaning) or growing the file if none
-   * is free. Cleaning is preferred while there is garbage worth
-   * reclaiming, so an overwrite-heavy store stays bounded in size.
+   * R1: makes the head able to take `length` more bytes by opening a free
+   * segment that the reason may take. Without one, in this order: clean a
+   * victim worth cleaning (not for cleaning copies: cleaning never starts
+   * another cleaning), grow the file, and, for a delete, clean any victim
+   * that makes room. Each step is retried only while it makes progress
+   * (more free room, a larger file), which ends. Then DAXKV_FULL, with
+   * nothing written.
    */
   #ensureRoom(length: number, reason: AppendReason): void {
     const state = this.#state
-    // Cleaning stops being tried once a cleaned segment left no more free
-    // segments than before: large batches can fill each segment only in
-    // part, and moving them around then frees nothing, so growth must.
-    // Cleaning copies never start another cleaning.
-    let cleaningHelps = reason !== 'compaction'
-    for (let attempts = 0; attempts < 4 * state.segments.length + 8; attempts++) {
-      if (state.pos + length <= state.end) return
+    const reclaimer = this.#reclaimer()
+    for (let attempts = 0; attempts < 8 * state.segments.length + 16; attempts++) {
+      const headRoom = state.end - state.pos
+      if (length <= headRoom && (reason !== 'put' || this.#leavesDeleteReserve(headRoom - length, 0))) return
       const free = this.#freeSegmentFor(length, reason)
       if (free !== undefined) {
         this.#openSegment(free)
         return
       }
-      if (cleaningHelps) {
-        const freeBefore = this.#accounting.freeCount
-        if (this.#reclaim()) {
-          if (this.#accounting.freeCount <= freeBefore) cleaningHelps = false
+      if (reason !== 'compaction' && reclaimer.cleanForRoom(reclaimer.worthwhileGain())) continue
+      this.#noGrowth = growFile(this.#domain, state, this.#accounting, this.#options)
+      if (this.#noGrowth === undefined) continue
+      if (reason === 'delete') {
+        // A delete must not fail while cleaning can make room for it,
+        // however little that gives back: a sealed segment's garbage, or
+        // else the head's, once it is sealed (its copies then fit in the
+        // new head, and freeing it gives the reserve back).
+        const needed = length + BATCH_HEADER_BYTES
+        if (reclaimer.cleanForRoom(needed)) continue
+        if (this.#sealHeadWithGarbage(needed)) {
+          reclaimer.cleanForRoom(needed)
           continue
         }
-        cleaningHelps = false
       }
-      if (this.#grow()) continue
       break
     }
-    throw new DaxKVError(
-      ErrorCode.FULL,
-      `the daxfile is full: no room for a ${length}-byte batch in ${state.segments.length} segments of ${state.segmentBytes} bytes` +
-        (this.#options.autoGrow ? ` at its maximum size (${this.#options.maxBytes} bytes)` : ' (autoGrow is off)') +
-        `. Nothing acknowledged is lost and reads still work; deletes and compaction can use the reserved segment to free space. ` +
-        `Delete data and compact, raise maxSize, or move to a larger file`,
-    )
+    throw new DaxKVError(ErrorCode.FULL, fullMessage(state, length, this.#noGrowth, this.#options.maxBytes))
   }
 
-  /** A free segment with room for `length`, leaving the reserve to deletes and compaction. */
+  /**
+   * Rolls the head to any free segment when the head holds at least
+   * `garbage` bytes that cleaning could reclaim once it is sealed. Only for
+   * a delete that nothing else can make room for.
+   */
+  #sealHeadWithGarbage(garbage: number): boolean {
+    const state = this.#state
+    const head = state.segments[state.head]
+    if (head === undefined || usedBytesOf(head, state.segmentBytes) - head.liveBytes < garbage) return false
+    const next = state.segments.find((s) => s.header === undefined)
+    if (next === undefined) return false
+    this.#openSegment(next)
+    return true
+  }
+
+  /**
+   * A free segment with room for `length` that `reason` may take: cleaning
+   * copies any; deletes all but the cleaner's reserve; puts the same, and
+   * only when the delete reserve stays free after them.
+   */
   #freeSegmentFor(length: number, reason: AppendReason): SegmentState | undefined {
     const segmentBytes = this.#state.segmentBytes
     let free = 0
@@ -210,8 +253,21 @@ export class Writer {
       free++
       if (fit === undefined && capacityOf(s.index, segmentBytes) >= length) fit = s
     }
-    if (reason === 'put' && free <= RESERVE_SEGMENTS) return undefined
+    if (fit === undefined || reason === 'compaction') return fit
+    if (free <= CLEANER_RESERVE_SEGMENTS) return undefined
+    if (reason === 'put' && !this.#leavesDeleteReserve(capacityOf(fit.index, segmentBytes) - length, 1)) return undefined
     return fit
+  }
+
+  /**
+   * Whether a put that leaves `headRoom` bytes in its segment, and takes
+   * `taken` free segments, leaves the delete reserve free: that room and
+   * the free segments beyond the cleaner's hold at least
+   * DELETE_RESERVE_SHARE of a segment.
+   */
+  #leavesDeleteReserve(headRoom: number, taken: number): boolean {
+    const spare = this.#accounting.freeCount - taken - CLEANER_RESERVE_SEGMENTS
+    return spare > 0 || headRoom >= DELETE_RESERVE_SHARE * this.#state.segmentBytes
   }
 
   /**
@@ -223,8 +279,11 @@ export class Writer {
     const state = this.#state
     const domain = this.#domain
     // R0: seal the head. With sync: false its tail may not be durable yet,
-    // and only the head segment may ever hold a torn batch.
+    // and only the head segment may ever hold a torn batch. A roll is also
+    // where a store whose commits make no system call (dax) notices that
+    // its file was deleted.
     this.persistPending()
+    domain.checkLinked()
     const start = segmentHeaderOffset(next.index, state.segmentBytes)
     const dataStart = start + SEGMENT_HEADER_BYTES
     const end = segmentEndOffset(next.index, state.segmentBytes)
@@ -261,39 +320,5 @@ export class Writer {
     state.end = end
     state.unpersistedFrom = state.pos
     state.counters.segmentsOpened++
-  }
-
-  /**
-   * G1-G3: adds whole segments (a quarter more, at least one) up to
-   * maxBytes. The new bytes are allocated, zeroed and durable before the
-   * superblock that counts them is written; a crash before that leaves a
-   * file longer than its superblock says, which recovery ignores and the
-   * next growth redoes.
-   */
-  #grow(): boolean {
-    const state = this.#state
-    const sb = state.superblock
-    const { segmentBytes } = sb
-    if (!this.#options.autoGrow) return false
-    const limit = Math.floor(this.#options.maxBytes / segmentBytes) * segmentBytes
-    const fileBytes = Math.min(limit, sb.fileBytes + Math.max(1, Math.ceil(sb.segmentCount / 4)) * segmentBytes)
-    if (fileBytes <= sb.fileBytes) return false
-    try {
-      // G1, G2.
-      this.#domain.grow(sb.fileBytes, fileBytes)
-    } catch (error) {
-      if (error instanceof DaxKVError && error.code === ErrorCode.FULL) return false
-      throw error
-    }
-    // G3.
-    const grown: Superblock = { ...sb, fileBytes, segmentCount: fileBytes / segmentBytes, updateCounter: sb.updateCounter + 1 }
-    const slot = state.superblockSlot === 0 ? 1 : 0
-    writeSuperblock(this.#domain, grown, slot)
-    state.superblockSlot = slot
-    state.superblock = grown
-    for (let index = sb.segmentCount; index < grown.segmentCount; index++) state.segments.push(blankSegment(index, segmentBytes))
-    this.#accounting.segmentsAdded(grown.segmentCount - sb.segmentCount)
-    state.counters.growths++
-    return true
   }
 }

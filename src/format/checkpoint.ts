@@ -24,7 +24,8 @@ import { SEGMENT_HEADER_BYTES } from './constants.js'
  *   64  index size u32, index slots u32, tombstone size u32, tombstone slots u32
  *   80  per segment: its 64-byte header as in the daxfile, then dataEnd,
  *       lastSeq, liveBytes, deadRecords (f64 each), the fingerprint of its
- *       batches (u32) and 4 zero bytes: 104 bytes
+ *       batches (u32) and the bytes of its largest record (u32; 0 when not
+ *       recorded, as in checkpoints of earlier daxkv versions): 104 bytes
  *       the index table (slots x 8 bytes), then the tombstone table
  *  end  crc32c u32 of everything before it
  */
@@ -43,6 +44,8 @@ export interface CheckpointSegment {
   readonly deadRecords: number
   /** Fingerprint of the segment's batches (engine: chainBatch over their checksums). */
   readonly chain: number
+  /** Bytes of the largest record appended to the segment; 0 when unknown. */
+  readonly maxRecordBytes: number
 }
 
 /** One of the two hash tables: `entries` as KeyIndex keeps them, `size` keys in it. */
@@ -95,7 +98,7 @@ export function encodeCheckpoint(c: Checkpoint, crc32c: Crc32c): Buffer {
     buf.writeDoubleLE(s.liveBytes, at + 80)
     buf.writeDoubleLE(s.deadRecords, at + 88)
     buf.writeUInt32LE(s.chain, at + 96)
-    buf.writeUInt32LE(0, at + 100)
+    buf.writeUInt32LE(s.maxRecordBytes, at + 100)
     at += SEGMENT_ENTRY_BYTES
   }
   for (const table of [c.index.entries, c.tombstones.entries]) {
@@ -133,6 +136,7 @@ export function decodeCheckpoint(buf: Buffer, crc32c: Crc32c): { ok: true; check
       liveBytes: buf.readDoubleLE(at + 80),
       deadRecords: buf.readDoubleLE(at + 88),
       chain: buf.readUInt32LE(at + 96),
+      maxRecordBytes: buf.readUInt32LE(at + 100),
     })
     at += SEGMENT_ENTRY_BYTES
   }

@@ -83,7 +83,16 @@ export function createDaxfile(
 ): OpenedFile | undefined {
   const dir = path.dirname(path.resolve(file))
   const prefix = `.${path.basename(file)}.daxkv-create-`
-  removeAbandonedTemporaries(dir, prefix)
+  try {
+    if (!fs.statSync(dir).isDirectory()) throw new DaxKVError(ErrorCode.NOT_FOUND, `cannot create ${file}: ${dir} is not a directory`)
+    removeAbandonedTemporaries(dir, prefix)
+  } catch (cause) {
+    if (cause instanceof DaxKVError) throw cause
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new DaxKVError(ErrorCode.NOT_FOUND, `cannot create ${file}: the directory ${dir} does not exist; create it first`, { cause })
+    }
+    throw new DaxKVError(ErrorCode.IO, `cannot create a daxfile in ${dir}: ${String(cause)}`, { cause })
+  }
   const tmp = path.join(dir, `${prefix}${process.pid}-${Date.now()}`)
   let fd: number
   try {

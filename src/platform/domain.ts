@@ -59,6 +59,14 @@ export interface PersistenceDomain {
    * the disk is full.
    */
   grow(from: number, to: number): void
+  /**
+   * Throws DaxKVError(DAXKV_IO) when the file has no name left: it was
+   * deleted, or renamed over, while open, so what is written reaches a
+   * file no one can open again. Cheap (one fstat); the writer calls it
+   * where a commit already costs a system call, at segment rolls, at
+   * checkpoints and at close.
+   */
+  checkLinked(): void
   /** Releases what the domain holds (not the mapping's memory: see close() in mapped-domain). */
   close(): void
 }

@@ -139,6 +139,24 @@ export class MappedDomain implements PersistenceDomain {
     if (lo >= hi) return
     if (this.writeThrough) this.#io('fdatasync', () => fs.fdatasyncSync(this.#fd))
     else this.#io('msync', () => this.#msyncRange(lo, hi))
+    // A sync already costs a system call; one more tells whether the file still has a name.
+    this.checkLinked()
+  }
+
+  checkLinked(): void {
+    let links: number
+    try {
+      links = native.linkCount(this.#fd)
+    } catch (cause) {
+      throw new DaxKVError(ErrorCode.IO, `fstat of the daxfile failed: ${String(cause)}; the store must be reopened`, { cause })
+    }
+    if (links === 0) {
+      throw new DaxKVError(
+        ErrorCode.IO,
+        'the daxfile was deleted or renamed over while open: it has no name left, so what is written to it now is lost when it is closed. ' +
+          'Reads still work: copy the data out (to a new daxfile) before closing this store',
+      )
+    }
   }
 
   persist(offset: number, length: number): void {

@@ -71,6 +71,8 @@ export interface NativeBinding {
    * holds a conflicting lock, true on success; throws other errno errors.
    */
   flock(fd: number, op: 'exclusive' | 'shared' | 'unlock'): boolean
+  /** fstat()'s link count of `fd`: 0 once the file has no name left (deleted, or renamed over, while open). */
+  linkCount(fd: number): number
   /** `sysconf(_SC_PAGESIZE)`. */
   readonly pageSize: number
 }

@@ -176,6 +176,9 @@ export class SimulatedDomain implements PersistenceDomain {
     this.drain()
   }
 
+  /** A simulated file always has a name. */
+  checkLinked(): void {}
+
   close(): void {}
 
   /** A copy of what is durable for certain. */
