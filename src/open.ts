@@ -35,7 +35,8 @@ export async function open<V = any>(path: string, options: OpenOptions = {}): Pr
   try {
     // Read under the lock, so no other writer can be replacing it.
     removeCheckpointTemporaries(checkpointPath(path))
-    const checkpoint = options.indexCheckpoint === false ? undefined : readCheckpointFile(checkpointPath(path))
+    // A checkpoint holds at most two tables of 8 bytes per slot, with at most four slots per 16-byte record: four times the file.
+    const checkpoint = options.indexCheckpoint === false ? undefined : readCheckpointFile(checkpointPath(path), 4 * file.size + 1024 * 1024)
     const store = LogStore.open(file.domain, path, {
       ...storeOptions(options),
       beforeRecovery: (superblock) => opened.checkExtents(superblock.fileBytes),

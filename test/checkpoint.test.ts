@@ -11,7 +11,9 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { checkpointPath } from '../src/platform/checkpoint-file.js'
 import { decodeCheckpoint, encodeCheckpoint } from '../src/format/checkpoint.js'
-import { SEGMENT_MAGIC } from '../src/format/constants.js'
+import { SEGMENT_MAGIC, SUPERBLOCK_BYTES } from '../src/format/constants.js'
+import { checkpointDigest } from '../src/engine/checkpoint.js'
+import { decodeSuperblock, encodeSuperblock, superblockOffset } from '../src/format/superblock.js'
 import { hashKey } from '../src/format/key-hash.js'
 import { segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
 import { readU64 } from '../src/format/u64.js'
@@ -198,7 +200,8 @@ describe('index checkpoint', () => {
     fs.copyFileSync(checkpointPath(file), checkpointPath(older))
     const restored = await open<string>(older, OPTIONS)
     expect(restored.recovery.source).toBe('log')
-    expect(restored.recovery.checkpointRejected).toMatch(/before the checkpoint|holds other batches|neither/)
+    // The older daxfile's superblock records the checkpoint of its own last close, not this one.
+    expect(restored.recovery.checkpointRejected).toMatch(/not the checkpoint this daxfile recorded last/)
     expect(entries(restored), seedNote()).toEqual(sorted(model))
     expect(restored.verify().problems.join('\n')).toBe('')
     await restored.close()
@@ -231,7 +234,7 @@ describe('index checkpoint', () => {
       fs.copyFileSync(checkpointPath(file), checkpointPath(copy))
       const db = await open<string>(copy, OPTIONS)
       expect(db.recovery.source).toBe('log')
-      expect(db.recovery.checkpointRejected).toMatch(/holds other batches/)
+      expect(db.recovery.checkpointRejected).toMatch(/not the checkpoint this daxfile recorded last/)
       expect(entries(db), seedNote()).toEqual(sorted(diverged))
       expect(db.verify().problems.join('\n')).toBe('')
       await db.close()
@@ -309,7 +312,7 @@ describe('index checkpoint', () => {
     expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(['db.dax', 'db.dax.index'])
   })
 
-  it('a checkpoint whose checksum holds but whose table points outside the file is refused at replay', async () => {
+  it('a recorded checkpoint whose checksum holds but whose table points outside the file is refused, and the log replayed', async () => {
     const { file, model } = await storeWithHistory()
     const key = sorted(model)[0]![0]
     const decoded = decodeCheckpoint(fs.readFileSync(checkpointPath(file)), native.crc32c)
@@ -331,9 +334,10 @@ describe('index checkpoint', () => {
     const copy = crashCopy(file)
     await db.close()
     fs.writeFileSync(checkpointPath(copy), encodeCheckpoint(decoded.checkpoint, native.crc32c))
+    recordCheckpointOf(copy)
     const reopened = await open<string>(copy, OPTIONS)
     expect(reopened.recovery.source).toBe('log')
-    expect(reopened.recovery.checkpointRejected).toMatch(/does not fit the log/)
+    expect(reopened.recovery.checkpointRejected).toMatch(/inconsistent: an entry of the index table points outside/)
     expect(entries(reopened), seedNote()).toEqual(sorted(model))
     await reopened.close()
   })
@@ -355,7 +359,16 @@ describe('index checkpoint', () => {
     ]
     for (const [what, bytes, reason] of cases) {
       fs.writeFileSync(checkpointPath(file), bytes)
-      const db = await open<string>(file, OPTIONS)
+      // Not recorded: refused for that alone. Recorded (as if the writer had written it so): refused for what it is.
+      let db = await open<string>(file, { ...OPTIONS, indexCheckpoint: false })
+      await db.close()
+      fs.writeFileSync(checkpointPath(file), bytes)
+      db = await open<string>(file, OPTIONS)
+      expect(db.recovery.checkpointRejected, what).toMatch(/not the checkpoint this daxfile recorded last/)
+      await db.close()
+      fs.writeFileSync(checkpointPath(file), bytes)
+      recordCheckpointOf(file)
+      db = await open<string>(file, OPTIONS)
       expect(db.recovery.source, what).toBe('log')
       expect(db.recovery.checkpointRejected, what).toMatch(reason)
       expect(entries(db), `${what}; ${seedNote()}`).toEqual(sorted(model))
@@ -363,6 +376,29 @@ describe('index checkpoint', () => {
     }
   })
 })
+
+/**
+ * Records the digest of `file`'s checkpoint as it is now in both of the
+ * daxfile's superblock copies, as the writer does after writing one: what
+ * a writer that wrote a bad checkpoint, or someone editing both files,
+ * would leave. Then only the checks of the checkpoint itself stand
+ * between it and the store.
+ */
+function recordCheckpointOf(file: string): void {
+  const digest = checkpointDigest(fs.readFileSync(checkpointPath(file)))
+  const fd = fs.openSync(file, 'r+')
+  try {
+    for (const slot of [0, 1] as const) {
+      const bytes = Buffer.alloc(SUPERBLOCK_BYTES)
+      fs.readSync(fd, bytes, 0, SUPERBLOCK_BYTES, superblockOffset(slot))
+      const check = decodeSuperblock(bytes, native.crc32c)
+      if (!check.ok) throw new Error(`test setup: superblock copy ${slot} of ${file} is invalid (${check.detail})`)
+      fs.writeSync(fd, encodeSuperblock({ ...check.superblock, checkpointDigest: digest }, native.crc32c), 0, SUPERBLOCK_BYTES, superblockOffset(slot))
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+}
 
 /**
  * Opens `file` (with its checkpoint) and a copy of it without one (a whole

@@ -16,6 +16,7 @@ import {
   SEGMENT_HEADER_BYTES,
   SUPERBLOCK_AREA_BYTES,
   SUPERBLOCK_BYTES,
+  FORMAT_VERSION_V1,
   SUPERBLOCK_SLOT_BYTES,
 } from '../src/format/constants.js'
 import { batchBytes, checkBatch, encodeBatch, forEachRecord, isZero, nonZeroEnd, type EncodedOp } from '../src/format/batch.js'
@@ -28,7 +29,7 @@ import {
   segmentHeaderOffset,
   type SegmentHeader,
 } from '../src/format/segment.js'
-import { decodeSuperblock, encodeSuperblock, superblockOffset, type Superblock } from '../src/format/superblock.js'
+import { SUPERBLOCK_FLAG_RELAXED, decodeSuperblock, encodeSuperblock, superblockOffset, type Superblock } from '../src/format/superblock.js'
 import { readU64, writeU64 } from '../src/format/u64.js'
 import { native } from '../src/platform/native.js'
 import { parseSize } from '../src/size.js'
@@ -46,12 +47,16 @@ const superblockArb: fc.Arbitrary<Superblock> = fc
     updateCounter: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
     createdMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
     fileId: fc.integer({ min: 1, max: 2 ** 48 - 1 }),
+    flags: fc.constantFrom(0, SUPERBLOCK_FLAG_RELAXED),
+    usedFraction: fc.double({ min: 0, max: 1, noNaN: true }),
+    checkpointDigest: fc.uint8Array({ minLength: 16, maxLength: 16 }),
   })
-  .map(({ segmentShift, countFraction, ...rest }) => {
+  .map(({ segmentShift, countFraction, usedFraction, ...rest }) => {
     const segmentBytes = 2 ** segmentShift
     const maxCount = FILE_BYTES_MAX / segmentBytes
     const segmentCount = 2 + Math.floor(countFraction * (maxCount - 2))
-    return { formatVersion: FORMAT_VERSION, segmentBytes, segmentCount, fileBytes: segmentBytes * segmentCount, ...rest }
+    const segmentsUsed = Math.floor(usedFraction * segmentCount)
+    return { formatVersion: FORMAT_VERSION, segmentBytes, segmentCount, fileBytes: segmentBytes * segmentCount, segmentsUsed, ...rest }
   })
 
 const SAMPLE_SUPERBLOCK: Superblock = {
@@ -62,11 +67,14 @@ const SAMPLE_SUPERBLOCK: Superblock = {
   updateCounter: 7,
   createdMs: 1_700_000_000_000,
   fileId: 0x1234_5678_9abc,
+  flags: 0,
+  segmentsUsed: 3,
+  checkpointDigest: new Uint8Array(16).fill(0xab),
 }
 
 /** Re-seals a superblock copy after a deliberate field change, so only that change is judged. */
 function resealSuperblock(buf: Buffer): Buffer {
-  buf.writeUInt32LE(native.crc32c(buf, 0, 60), 60)
+  buf.writeUInt32LE(native.crc32c(buf, 0, SUPERBLOCK_BYTES - 4), SUPERBLOCK_BYTES - 4)
   return buf
 }
 
@@ -112,6 +120,21 @@ describe('superblock', () => {
     }
   })
 
+  it('reads a format 1 copy (64 bytes, sealed at 60): no flags, segments used and checkpoint digest unknown', () => {
+    const buf = Buffer.alloc(SUPERBLOCK_BYTES)
+    encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c).copy(buf, 0, 0, 56)
+    buf.writeUInt32LE(FORMAT_VERSION_V1, 8)
+    buf.writeUInt32LE(0, 12)
+    buf.writeUInt32LE(native.crc32c(buf, 0, 60), 60)
+    expect(decodeSuperblock(buf, native.crc32c)).toEqual({
+      ok: true,
+      superblock: { ...SAMPLE_SUPERBLOCK, formatVersion: FORMAT_VERSION_V1, flags: 0, segmentsUsed: 0, checkpointDigest: new Uint8Array(16) },
+    })
+    // Whatever a format 1 copy holds past byte 64 is not part of it.
+    buf.fill(0x5a, 64)
+    expect(decodeSuperblock(buf, native.crc32c).ok).toBe(true)
+  })
+
   it('rejects a correctly sealed copy of another format version for reason "version"', () => {
     for (const version of [0, FORMAT_VERSION + 1, 0xffff_ffff]) {
       const buf = encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c)
@@ -133,6 +156,8 @@ describe('superblock', () => {
       ['file size beyond 2^53', (b) => b.writeUInt32LE(0x0020_0000, 20)],
       ['file id zero', (b) => writeU64(b, 48, 0)],
       ['file id beyond 2^53', (b) => b.writeUInt32LE(0xffff_ffff, 52)],
+      ['more segments used than there are', (b) => b.writeUInt32LE(17, 56)],
+      ['a flag this version does not know', (b) => b.writeUInt32LE(2, 12)],
     ]
     for (const [what, change] of cases) {
       const buf = encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c)

@@ -10,7 +10,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { openOnDomain } from '../src/crash/open-on-domain.js'
 import { native } from '../src/platform/native.js'
-import { SEGMENT_HEADER_BYTES } from '../src/format/constants.js'
+import { SEGMENT_HEADER_BYTES, SUPERBLOCK_BYTES } from '../src/format/constants.js'
 import { encodeSegmentHeader, segmentHeaderOffset } from '../src/format/segment.js'
 import { decodeSuperblock } from '../src/format/superblock.js'
 import { DaxKVError, ErrorCode, open } from '../src/index.js'
@@ -90,7 +90,7 @@ describe('sequence numbers at the end of their range', () => {
     const options = { segmentSize: '64KiB', valueEncoding: 'utf8', backgroundCompaction: false, indexCheckpoint: false } as const
     await openOnDomain<string>(domain, options).close()
     // Make segment 0 the head of an empty log whose first batch is 2^53 - 3.
-    const superblock = decodeSuperblock(domain.view(0, 64), native.crc32c)
+    const superblock = decodeSuperblock(domain.view(0, SUPERBLOCK_BYTES), native.crc32c)
     if (!superblock.ok) throw new Error('the fresh superblock does not decode')
     const at = segmentHeaderOffset(0, 64 * KiB)
     const header = { fileId: superblock.superblock.fileId, segmentSeq: 1, firstBatchSeq: 2 ** 53 - 3, segmentIndex: 0 }

@@ -4,6 +4,7 @@ import {
   writeCheckpointFile,
   writeCheckpointFileInBackground,
 } from '../platform/checkpoint-file.js'
+import { checkpointDigest } from './checkpoint.js'
 import type { LogStore } from './log-store.js'
 
 /** Bytes of a victim segment one compaction step scans: small enough to keep the event loop responsive. */
@@ -69,7 +70,7 @@ export class BackgroundJobs {
     this.#checkpointGeneration++
     const file = this.#options.daxfile === undefined ? undefined : checkpointPath(this.#options.daxfile)
     const checkpoint = file !== undefined && this.#options.keepCheckpoint && this.#store.failed === undefined ? this.#store.checkpoint() : undefined
-    this.#store.close()
+    this.#store.close(checkpoint === undefined ? undefined : checkpointDigest(checkpoint))
     // Only once everything is durable, and while the lock is still held.
     if (file === undefined) return
     if (checkpoint !== undefined) writeCheckpointFile(file, checkpoint)
@@ -128,9 +129,16 @@ export class BackgroundJobs {
       this.#logBytesAtCheckpoint = this.#logBytes()
       const generation = ++this.#checkpointGeneration
       this.#checkpointWriting = true
-      void writeCheckpointFileInBackground(checkpointPath(daxfile), bytes, String(generation), () => this.#isOpen() && generation === this.#checkpointGeneration)
+      const stillWanted = (): boolean => this.#mayRun() && generation === this.#checkpointGeneration
+      void writeCheckpointFileInBackground(checkpointPath(daxfile), bytes, String(generation), stillWanted)
         .then((written) => {
-          if (written) this.#checkpointsWritten++
+          // The file is in place; until the superblock records it, an open would not use it.
+          if (!written || !stillWanted()) return
+          this.#store.recordCheckpoint(checkpointDigest(bytes))
+          this.#checkpointsWritten++
+        })
+        .catch(() => {
+          // Recording failed: the store is latched, and every later call reports why.
         })
         .finally(() => {
           this.#checkpointWriting = false

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto'
 import os from 'node:os'
 import { checkpointBytes, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
-import { SEGMENT_HEADER_BYTES } from '../format/constants.js'
-import { decodeSegmentHeader, segmentHeaderOffset } from '../format/segment.js'
-import type { Superblock } from '../format/superblock.js'
+import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import { decodeSegmentHeader, segmentDataOffset, segmentHeaderOffset } from '../format/segment.js'
+import { CHECKPOINT_DIGEST_BYTES, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { native } from '../platform/native.js'
 import type { Accounting } from './accounting.js'
@@ -17,6 +18,17 @@ import type { RecoveryResult } from './recovery.js'
  * whether one describes a prefix of the daxfile's log (C1, C3) so that
  * only the batches after it need replaying (C2, open-log.ts).
  */
+
+/**
+ * The digest the superblock records for a checkpoint file's bytes (format/
+ * superblock.ts): the first 16 bytes of their SHA-256. An open uses a
+ * checkpoint only when its digest is the recorded one, so a file that is
+ * not the last one this daxfile wrote (stale, foreign, damaged or edited,
+ * even with its own checksum recomputed) costs a replay, never trust.
+ */
+export function checkpointDigest(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest().subarray(0, CHECKPOINT_DIGEST_BYTES))
+}
 
 /** How many bytes {@link takeCheckpoint} would return now. */
 export function checkpointSize(state: LogState, accounting: Accounting): number {
@@ -91,6 +103,8 @@ export function checkpointStart(
     return 'the checkpoint records a larger or different geometry than the daxfile has'
   }
   if (c.head >= c.segments.length) return 'the checkpoint names a head segment it does not record'
+  const inconsistent = checkTables(c)
+  if (inconsistent !== undefined) return `the checkpoint is inconsistent: ${inconsistent}`
   const unchanged: boolean[] = []
   const changed = new Set<number>()
   for (let i = 0; i < c.segments.length; i++) {
@@ -120,6 +134,64 @@ export function checkpointStart(
   } catch (error) {
     return (error as Error).message
   }
+}
+
+/**
+ * What must hold of a checkpoint before any of it is used, checked without
+ * reading the daxfile (each check is linear in the checkpoint's size, so a
+ * crafted one cannot make it slow): every segment's figures fit its
+ * segment; each table has exactly as many entries as it says, so probes
+ * always reach an empty slot; every entry sits where a probe from its
+ * home slot finds it; and every location lies, 8-byte aligned, before the
+ * data end of a segment in use at the checkpoint. Why not, or undefined.
+ */
+function checkTables(c: Checkpoint): string | undefined {
+  const inUse: boolean[] = []
+  for (let i = 0; i < c.segments.length; i++) {
+    const s = c.segments[i]!
+    const dataStart = segmentDataOffset(i, c.segmentBytes)
+    const end = (i + 1) * c.segmentBytes
+    const used = s.dataEnd - dataStart
+    const whole = [s.dataEnd, s.lastSeq, s.liveBytes, s.deadRecords].every((n) => Number.isSafeInteger(n) && n >= 0)
+    if (!whole || s.dataEnd < dataStart || s.dataEnd > end || s.liveBytes > used || s.lastSeq >= c.nextBatchSeq || s.maxRecordBytes > c.segmentBytes) {
+      return `segment ${i}'s figures do not fit it`
+    }
+    inUse[i] = decodeSegmentHeader(Buffer.from(s.header.buffer, s.header.byteOffset, s.header.length), c.fileId, i, native.crc32c) !== undefined
+  }
+  for (const [name, table] of [['index', c.index], ['tombstone', c.tombstones]] as const) {
+    const { entries, size } = table
+    const slots = entries.length / 2
+    const mask = slots - 1
+    let occupied = 0
+    let firstEmpty = -1
+    for (let i = 0; i < slots; i++) {
+      if (entries[2 * i] === -1) {
+        if (firstEmpty < 0) firstEmpty = i
+        continue
+      }
+      occupied++
+      const location = entries[2 * i]!
+      const segment = Math.floor(location / c.segmentBytes)
+      const saved = c.segments[segment]
+      if (location < 0 || location % 8 !== 0 || saved === undefined || inUse[segment] !== true) return `an entry of the ${name} table points outside the segments in use`
+      if (location < segmentDataOffset(segment, c.segmentBytes) || location + RECORD_HEADER_BYTES > saved.dataEnd) return `an entry of the ${name} table points outside its segment's batches`
+    }
+    if (occupied !== size || firstEmpty < 0) return `the ${name} table holds ${occupied} entries, not the ${size} it records`
+    // One pass from an empty slot: inside each run of occupied slots, an
+    // entry's home slot must lie between the run's start and the entry.
+    let runStart = -1
+    for (let k = 1; k <= slots; k++) {
+      const i = (firstEmpty + k) & mask
+      if (entries[2 * i] === -1) {
+        runStart = -1
+        continue
+      }
+      if (runStart < 0) runStart = i
+      const home = entries[2 * i + 1]! & mask
+      if (((home - runStart) & mask) > ((i - runStart) & mask)) return `an entry of the ${name} table sits where no lookup of its key reaches it`
+    }
+  }
+  return undefined
 }
 
 /**

@@ -1,9 +1,8 @@
 import { DaxKVError, ErrorCode } from '../errors.js'
-import type { Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import type { Accounting } from './accounting.js'
 import { blankSegment, type LogState } from './log-state.js'
-import { writeSuperblock } from './superblock-io.js'
+import { updateSuperblock } from './superblock-io.js'
 
 /** Why the file did not grow, with the error of a failed allocation. */
 export type NoGrowth = { readonly why: 'autoGrow is off' | 'maximum size' } | { readonly why: 'no disk space'; readonly cause: string }
@@ -36,11 +35,8 @@ export function growFile(
     throw error
   }
   // G3.
-  const grown: Superblock = { ...sb, fileBytes, segmentCount: fileBytes / segmentBytes, updateCounter: sb.updateCounter + 1 }
-  const slot = state.superblockSlot === 0 ? 1 : 0
-  writeSuperblock(domain, grown, slot)
-  state.superblockSlot = slot
-  state.superblock = grown
+  updateSuperblock(domain, state, { fileBytes, segmentCount: fileBytes / segmentBytes })
+  const grown = state.superblock
   for (let index = sb.segmentCount; index < grown.segmentCount; index++) state.segments.push(blankSegment(index, segmentBytes))
   accounting.segmentsAdded(grown.segmentCount - sb.segmentCount)
   state.counters.growths++

@@ -1,4 +1,4 @@
-import type { Superblock } from '../format/superblock.js'
+import { SUPERBLOCK_FLAG_RELAXED, noCheckpointDigest, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import type { Accounting } from './accounting.js'
 import { checkpointSize, takeCheckpoint } from './checkpoint.js'
@@ -11,6 +11,7 @@ import { openLog } from './open-log.js'
 import { RecordReader } from './record-reader.js'
 import type { RecoveryReport } from './recovery.js'
 import type { SpaceUsage } from './space.js'
+import { updateSuperblock } from './superblock-io.js'
 import { verifyLog, type VerifyReport } from './verify.js'
 import { commitBatch, Writer, type CommitProtocol } from './writer.js'
 
@@ -128,12 +129,38 @@ export class LogStore {
     }
   }
 
-  /** Persists what is pending and releases the domain; throws if the daxfile lost its name while open. */
-  close(): void {
+  /**
+   * Records in the superblock the digest of an index checkpoint that was
+   * just written beside the daxfile, once every batch it describes is
+   * durable (docs/format.md, "Index checkpoint").
+   */
+  recordCheckpoint(digest: Uint8Array): void {
+    this.#latch.check()
+    try {
+      this.writer.persistPending()
+      updateSuperblock(this.domain, this.#state, { checkpointDigest: digest })
+    } catch (error) {
+      throw this.#latch.fail(error, 'recording the index checkpoint')
+    }
+  }
+
+  /**
+   * Persists what is pending, records in the superblock that everything is
+   * durable (RELAXED cleared) and the digest of the checkpoint about to be
+   * written beside the daxfile (none: `digest` undefined), and releases
+   * the domain; throws if the daxfile lost its name while open.
+   */
+  close(digest?: Uint8Array): void {
     try {
       if (this.#latch.failed === undefined) {
         this.writer.persistPending()
         this.domain.persistAll()
+        const sb = this.#state.superblock
+        const recorded = digest ?? noCheckpointDigest()
+        const sameDigest = recorded.length === sb.checkpointDigest.length && recorded.every((byte, i) => byte === sb.checkpointDigest[i])
+        if ((sb.flags & SUPERBLOCK_FLAG_RELAXED) !== 0 || !sameDigest) {
+          updateSuperblock(this.domain, this.#state, { flags: sb.flags & ~SUPERBLOCK_FLAG_RELAXED, checkpointDigest: recorded })
+        }
         this.domain.checkLinked()
       }
     } finally {

@@ -1,17 +1,20 @@
 import { DaxKVError, ErrorCode } from '../errors.js'
 import { SEGMENT_HEADER_BYTES } from '../format/constants.js'
-import { decodeSegmentHeader, segmentHeaderOffset } from '../format/segment.js'
-import type { Superblock } from '../format/superblock.js'
+import { FORMAT_VERSION, FORMAT_VERSION_V1 } from '../format/constants.js'
+import { SEGMENT_FREE_MARK, decodeSegmentHeader, segmentHeaderOffset } from '../format/segment.js'
+import { SUPERBLOCK_FLAG_RELAXED, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { native } from '../platform/native.js'
 import { Accounting } from './accounting.js'
-import { checkpointStart, continuesCheckpoint } from './checkpoint.js'
+import { checkpointDigest, checkpointStart, continuesCheckpoint } from './checkpoint.js'
 import { LogState } from './log-state.js'
 import type { RecordReader } from './record-reader.js'
 import { readSegmentTable, recover, type RecoveryReport, type RecoveryResult } from './recovery.js'
-import { readSuperblocks } from './superblock-io.js'
+import { readSuperblocks, updateSuperblock } from './superblock-io.js'
 
 export interface OpenLogOptions {
+  /** Whether batches will be made durable at commit (`sync`): sets or clears the superblock's RELAXED flag. */
+  readonly durable: boolean
   /** Called with the superblock before recovery may write (the extent check). */
   readonly beforeRecovery?: (superblock: Superblock) => void
   /** The bytes of an index checkpoint file: the index is resumed from it if the log continues it. */
@@ -49,7 +52,12 @@ export function openLog(domain: PersistenceDomain, file: string, reader: RecordR
   let checkpointRejected: string | undefined
   let tornTail: RecoveryReport['tornTail']
   let opened: { segments: ReturnType<typeof readSegmentTable>; accounting: Accounting; result: RecoveryResult } | undefined
-  if (options.checkpoint !== undefined) {
+  // Only the checkpoint whose digest the superblock recorded is used: it
+  // was written by this daxfile's writer once every batch it describes was
+  // durable, so a log that does not continue it lost acknowledged data.
+  const bound = options.checkpoint !== undefined && digestsEqual(checkpointDigest(options.checkpoint), superblock.checkpointDigest)
+  if (options.checkpoint !== undefined && !bound) checkpointRejected = 'it is not the checkpoint this daxfile recorded last'
+  if (options.checkpoint !== undefined && bound) {
     // Steps 6-9 with C1-C3.
     const segments = readSegmentTable(domain, superblock)
     const start = checkpointStart(options.checkpoint, superblock, domain, reader, segments)
@@ -62,8 +70,15 @@ export function openLog(domain: PersistenceDomain, file: string, reader: RecordR
           fromSeq: start.checkpoint.nextBatchSeq,
         })
         tornTail = result.report.tornTail
-        checkpointRejected = continuesCheckpoint(result, start)
-        if (checkpointRejected === undefined) opened = { segments, accounting, result }
+        const broken = continuesCheckpoint(result, start)
+        if (broken !== undefined) {
+          throw new DaxKVError(
+            ErrorCode.CORRUPTION,
+            `${file}: the log does not continue the index checkpoint this daxfile recorded (${broken}): acknowledged writes are missing ` +
+              `or were rolled back. Restore the file from a backup`,
+          )
+        }
+        opened = { segments, accounting, result }
       } catch (error) {
         // A damaged log is reported as the replay would report it; anything
         // else came from the checkpoint's tables (a location outside the
@@ -87,6 +102,7 @@ export function openLog(domain: PersistenceDomain, file: string, reader: RecordR
   accounting.recount()
   // Step 10.
   const state = new LogState(superblock, slot, segments, result.head, { batchSeq: result.nextBatchSeq, segmentSeq: result.nextSegmentSeq })
+  updateAtOpen(domain, state, options.durable)
   const recovery: RecoveryReport = {
     ...result.report,
     tornTail: tornTail ?? result.report.tornTail,
@@ -96,6 +112,35 @@ export function openLog(domain: PersistenceDomain, file: string, reader: RecordR
     source: resumed ? 'checkpoint' : 'log',
   }
   return { state, accounting, recovery }
+}
+
+/**
+ * Step 11. What the superblock must say before the writer starts: a file
+ * of format 1 is rewritten in format 2, counting the segments ever used
+ * (every segment past the last one in use or free-marked was found zero);
+ * the RELAXED flag is set when batches will not be durable at commit, and
+ * cleared when they will.
+ */
+function updateAtOpen(domain: PersistenceDomain, state: LogState, durable: boolean): void {
+  const sb = state.superblock
+  const changes: { formatVersion?: number; segmentsUsed?: number; flags?: number } = {}
+  if (sb.formatVersion === FORMAT_VERSION_V1) {
+    changes.formatVersion = FORMAT_VERSION
+    let used = 0
+    for (const s of state.segments) {
+      const freeMarked = domain.view(segmentHeaderOffset(s.index, sb.segmentBytes), 8).readDoubleLE(0) === SEGMENT_FREE_MARK
+      if (s.header !== undefined || freeMarked) used = s.index + 1
+    }
+    changes.segmentsUsed = used
+  }
+  const relaxed = (sb.flags & SUPERBLOCK_FLAG_RELAXED) !== 0
+  if (relaxed === durable) changes.flags = durable ? sb.flags & ~SUPERBLOCK_FLAG_RELAXED : sb.flags | SUPERBLOCK_FLAG_RELAXED
+  if (Object.keys(changes).length > 0) updateSuperblock(domain, state, changes)
+}
+
+function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length || b.every((byte) => byte === 0)) return false
+  return a.every((byte, i) => byte === b[i])
 }
 
 /**

@@ -1,5 +1,5 @@
 import { DaxKVError, ErrorCode } from '../errors.js'
-import { BATCH_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
+import { BATCH_HEADER_BYTES, BATCH_MAGIC, FORMAT_VERSION_V1, SEGMENT_HEADER_BYTES } from '../format/constants.js'
 import { batchChecksum, chainBatch, checkBatch, forEachRecord, isZero, nonZeroEnd, type BatchEnd } from '../format/batch.js'
 import { recordBytes } from '../format/record.js'
 import {
@@ -9,7 +9,7 @@ import {
   segmentEndOffset,
   segmentHeaderOffset,
 } from '../format/segment.js'
-import type { Superblock } from '../format/superblock.js'
+import { SUPERBLOCK_FLAG_RELAXED, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { native } from '../platform/native.js'
 import { blankSegment, type SegmentState } from './log-state.js'
@@ -28,6 +28,12 @@ export interface RecoveryReport {
   readonly bytesScanned: number
   readonly segmentsInUse: number
   readonly tornTail: TornTail | undefined
+  /**
+   * Non-zero bytes found in the unused end of sealed segments, where no
+   * batch can be missing (the next segment continues the log): damage to
+   * bytes that hold no data, reported and left as found.
+   */
+  readonly unusedEndDamage: readonly TornTail[]
   /** The superblock copy (0 or 1) found damaged and rewritten from the other, if any. */
   readonly superblockRepaired: 0 | 1 | undefined
   readonly durationMs: number
@@ -102,6 +108,7 @@ export function recover(
   let lastSegmentSeq = 0
   let previous: SegmentState | undefined
   let tornTail: TornTail | undefined
+  const unusedEndDamage: TornTail[] = []
   for (let n = 0; n < inUse.length; n++) {
     const segment = inUse[n]!
     const header = segment.header!
@@ -157,18 +164,41 @@ export function recover(
     lastSeq = expected - 1
     lastSegmentSeq = header.segmentSeq
     previous = segment
+    const garbageEnd = nonZeroEnd(view, pos, view.length)
     if (!isHead) {
-      if (!isZero(view, pos, view.length)) {
-        throw new DaxKVError(
-          ErrorCode.CORRUPTION,
-          `segment ${segment.index} is sealed but its batch ${expected} at file offset ${start + pos} is invalid (${endReason}) ` +
-            `and is followed by data: acknowledged writes are damaged. Restore the file from a backup`,
-        )
+      if (garbageEnd > pos) {
+        // The unused end of a sealed segment was written by no one (invariant
+        // Z). Damage there is harmless when the segment opened after this one
+        // is still in use and starts right after its last batch: then no
+        // batch is missing here, and the bytes are reported, not refused.
+        const next = inUse[n + 1]!.header!
+        const continued = next.segmentSeq === header.segmentSeq + 1 && next.firstBatchSeq === expected
+        if (!continued || intactBatchAfter(view, pos, expected, garbageEnd) !== undefined) {
+          throw new DaxKVError(
+            ErrorCode.CORRUPTION,
+            `segment ${segment.index} is sealed but its batch ${expected} at file offset ${start + pos} is invalid (${endReason}) ` +
+              `and is followed by data: acknowledged writes are damaged. Restore the file from a backup`,
+          )
+        }
+        unusedEndDamage.push({ segment: segment.index, offset: start + pos, bytes: garbageEnd - pos, reason: endReason })
       }
       continue
     }
-    const garbageEnd = nonZeroEnd(view, pos, view.length)
     if (garbageEnd > pos) {
+      // An intact batch after the invalid one proves that batch was
+      // committed: the writer starts a batch only once the one before it is
+      // (Steps 1-4), so this is damage, not a crash. Only a store written
+      // with sync: false (the superblock's RELAXED flag) may lose an earlier
+      // batch to a power failure and keep a later one.
+      const later = intactBatchAfter(view, pos, expected, garbageEnd)
+      if (later !== undefined && (superblock.flags & SUPERBLOCK_FLAG_RELAXED) === 0) {
+        throw new DaxKVError(
+          ErrorCode.CORRUPTION,
+          `segment ${segment.index}: batch ${expected} at file offset ${start + pos} is invalid (${endReason}), but batch ${later.seq} at offset ` +
+            `${start + later.at} after it is intact: acknowledged writes from batch ${expected} on are damaged, not torn by a crash. ` +
+            `Restore the file from a backup`,
+        )
+      }
       // Crash: the writer died while writing this batch, so its marker was
       // never acknowledged. Zeroing the tail now means a later batch written
       // here can never be followed by stale bytes that happen to parse.
@@ -192,6 +222,7 @@ export function recover(
       bytesScanned,
       segmentsInUse: inUse.length,
       tornTail,
+      unusedEndDamage,
       superblockRepaired: undefined,
       durationMs: performance.now() - started,
       source: 'log',
@@ -199,6 +230,21 @@ export function recover(
       recordsReplayed: recordsVisited,
     },
   }
+}
+
+/**
+ * The first batch at an 8-byte boundary in view[from + 8, limit) that is
+ * intact for a sequence number of at least `expected`, if any: evidence
+ * that the log went on past the invalid batch at `from`.
+ */
+function intactBatchAfter(view: Buffer, from: number, expected: number, limit: number): { seq: number; at: number } | undefined {
+  const seqMax = expected + Math.ceil((limit - from) / BATCH_HEADER_BYTES)
+  for (let at = from + 8; at + BATCH_HEADER_BYTES <= limit; at += 8) {
+    const seq = view.readDoubleLE(at)
+    if (!(seq >= expected && seq <= seqMax && Number.isInteger(seq)) || view.readUInt32LE(at + 8) !== BATCH_MAGIC) continue
+    if (checkBatch(view.subarray(at), seq, native.crc32c).ok) return { seq, at }
+  }
+  return undefined
 }
 
 /**
@@ -215,10 +261,16 @@ export function readSegmentTable(domain: PersistenceDomain, superblock: Superblo
     const header = decodeSegmentHeader(headerView, fileId, index, native.crc32c)
     const dataStart = segmentDataOffset(index, segmentBytes)
     // A segment without a valid header is free if it says so (freed by
-    // compaction) or holds no batch (never used, or its header was torn
-    // while being opened: segments are zeroed before their header is
-    // written). Anything else is a damaged header over live data.
-    if (header === undefined && headerView.readDoubleLE(0) !== SEGMENT_FREE_MARK && !isZero(domain.view(dataStart, BATCH_HEADER_BYTES), 0, BATCH_HEADER_BYTES)) {
+    // compaction), or if it holds nothing: a segment never used is zero,
+    // and one whose header was being zeroed or written (R2, R3) has a zero
+    // body, as R2 zeroes the body first. Past the count of segments ever
+    // used (format 2) only the first batch slot is looked at; below it (or
+    // when the count is unknown) the whole body, so that a damaged header
+    // over batches is never taken for a free segment. Anything else is a
+    // damaged header over live data.
+    const everUsed = superblock.formatVersion === FORMAT_VERSION_V1 || index < superblock.segmentsUsed
+    const bodyEnd = everUsed ? segmentEndOffset(index, segmentBytes) : dataStart + BATCH_HEADER_BYTES
+    if (header === undefined && headerView.readDoubleLE(0) !== SEGMENT_FREE_MARK && !isZero(domain.view(dataStart, bodyEnd - dataStart), 0, bodyEnd - dataStart)) {
       throw new DaxKVError(
         ErrorCode.CORRUPTION,
         `segment ${index} has a damaged header but holds batches (file offset ${headerAt}); its data cannot be trusted or skipped. Restore the file from a backup`,

@@ -8,7 +8,7 @@ import {
   SEGMENT_BYTES_MIN,
   SUPERBLOCK_BYTES,
 } from '../format/constants.js'
-import { decodeSuperblock, encodeSuperblock, superblockOffset, type Superblock } from '../format/superblock.js'
+import { decodeSuperblock, encodeSuperblock, noCheckpointDigest, superblockOffset, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { native } from '../platform/native.js'
 
@@ -43,6 +43,9 @@ export function chooseGeometry(requestedBytes: number, segmentBytes?: number): G
 export function formatSuperblocks(domain: PersistenceDomain, geometry: Geometry): Superblock {
   const superblock: Superblock = {
     formatVersion: FORMAT_VERSION,
+    flags: 0,
+    segmentsUsed: 0,
+    checkpointDigest: noCheckpointDigest(),
     fileBytes: geometry.fileBytes,
     segmentBytes: geometry.segmentBytes,
     segmentCount: geometry.fileBytes / geometry.segmentBytes,
@@ -111,6 +114,20 @@ export function readSuperblocks(
     repairedSlot = other
   }
   return { superblock: sb, slot: best.slot, repairedSlot }
+}
+
+/**
+ * Updates the superblock in effect: writes it with `changes` and a higher
+ * updateCounter into the slot not in effect, persists it, and makes it the
+ * one in effect. A crash before the persist returns leaves the old copy in
+ * effect (the new one torn, or not there).
+ */
+export function updateSuperblock(domain: PersistenceDomain, state: { superblock: Superblock; superblockSlot: 0 | 1 }, changes: Partial<Superblock>): void {
+  const next: Superblock = { ...state.superblock, ...changes, updateCounter: state.superblock.updateCounter + 1 }
+  const slot = state.superblockSlot === 0 ? 1 : 0
+  writeSuperblock(domain, next, slot)
+  state.superblockSlot = slot
+  state.superblock = next
 }
 
 /**

@@ -44,6 +44,9 @@ export function verifyLog(domain: PersistenceDomain, state: LogState, live: Acco
     note(error instanceof Error ? error.message : String(error))
     return { ok: false, problems, batches: 0, records: 0, keys: live.index.size }
   }
+  for (const damage of result.report.unusedEndDamage) {
+    note(`segment ${damage.segment} holds ${damage.bytes} non-zero bytes in its unused end at offset ${damage.offset}: damage to bytes that hold no data`)
+  }
   const torn = result.report.tornTail
   if (torn !== undefined) note(`segment ${torn.segment} holds ${torn.bytes} bytes of garbage after its last batch at offset ${torn.offset} (${torn.reason})`)
   if (result.nextBatchSeq !== state.nextBatchSeq) note(`the log ends before batch ${result.nextBatchSeq}, but the writer is at ${state.nextBatchSeq}`)

@@ -10,6 +10,7 @@ import type { Latch } from './latch.js'
 import { blankSegment, type LogState, type SegmentState } from './log-state.js'
 import { CLEANER_RESERVE_SEGMENTS, DELETE_RESERVE_SHARE, capacityOf, usedBytesOf } from './space.js'
 import { fullMessage, growFile, type NoGrowth } from './growth.js'
+import { updateSuperblock } from './superblock-io.js'
 
 /**
  * Makes one encoded batch durable at `at` (Steps 1-4 of the commit
@@ -302,6 +303,9 @@ export class Writer {
       domain.zero(start, SEGMENT_HEADER_BYTES)
       domain.persist(start, SEGMENT_HEADER_BYTES)
     }
+    // The superblock counts every segment ever used before one more is, so
+    // recovery knows that the segments past that count hold only zeros.
+    if (next.index >= state.superblock.segmentsUsed) updateSuperblock(domain, state, { segmentsUsed: next.index + 1 })
     const header = {
       fileId: state.superblock.fileId,
       segmentSeq: state.nextSegmentSeq,

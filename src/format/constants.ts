@@ -1,18 +1,24 @@
 /**
- * On-disk constants of format version 1. docs/format.md is the prose spec;
+ * On-disk constants of format version 2. docs/format.md is the prose spec;
  * the module-load assertions at the bottom relate these numbers so that a
  * change to one cannot silently break another.
  */
 
-/** Current (and only) on-disk format version. */
-export const FORMAT_VERSION = 1
+/** The format version this daxkv writes into the superblock; it also reads {@link FORMAT_VERSION_V1}. */
+export const FORMAT_VERSION = 2
+/** The first format: a 64-byte superblock without the writer's records (format/superblock.ts). */
+export const FORMAT_VERSION_V1 = 1
+/** Version of the segment header layout, which format 2 did not change. */
+export const SEGMENT_HEADER_VERSION = 1
 
 /** Bytes of one superblock copy slot; two copies sit at offsets 0 and SUPERBLOCK_SLOT_BYTES. */
 export const SUPERBLOCK_SLOT_BYTES = 4096
 /** Bytes of the superblock area at the start of the file (both copies). */
 export const SUPERBLOCK_AREA_BYTES = 2 * SUPERBLOCK_SLOT_BYTES
 /** Bytes of the encoded superblock inside its slot. */
-export const SUPERBLOCK_BYTES = 64
+export const SUPERBLOCK_BYTES = 128
+/** Bytes of a format 1 superblock. */
+export const SUPERBLOCK_BYTES_V1 = 64
 /** "DAXKV\0SB" as a little-endian pair of u32: bytes 44 41 58 4B 56 00 53 42. */
 export const SUPERBLOCK_MAGIC = Buffer.from('DAXKV\0SB', 'latin1')
 

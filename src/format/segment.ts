@@ -1,5 +1,5 @@
 import type { Crc32c } from './checksum.js'
-import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SUPERBLOCK_AREA_BYTES } from './constants.js'
+import { SEGMENT_HEADER_BYTES, SEGMENT_HEADER_VERSION, SEGMENT_MAGIC, SUPERBLOCK_AREA_BYTES } from './constants.js'
 import { readU64, writeU64 } from './u64.js'
 
 /**
@@ -10,7 +10,7 @@ import { readU64, writeU64 } from './u64.js'
  * SUPERBLOCK_AREA_BYTES hold the superblock copies. Batches follow the header.
  *
  * Header layout (64 bytes, little-endian):
- *   0  magic "DXSG" u32, formatVersion u32
+ *   0  magic "DXSG" u32, version u32 (SEGMENT_HEADER_VERSION, 1)
  *   8  fileId u64            (rejects segments that belong to another daxfile)
  *  16  segmentSeq u64        (log order of segments; never reused)
  *  24  firstBatchSeq u64     (sequence number the segment's first batch must carry)
@@ -50,7 +50,7 @@ export function segmentEndOffset(index: number, segmentBytes: number): number {
 export function encodeSegmentHeader(h: SegmentHeader, crc32c: Crc32c): Buffer {
   const buf = Buffer.alloc(SEGMENT_HEADER_BYTES)
   buf.writeUInt32LE(SEGMENT_MAGIC, 0)
-  buf.writeUInt32LE(FORMAT_VERSION, 4)
+  buf.writeUInt32LE(SEGMENT_HEADER_VERSION, 4)
   writeU64(buf, 8, h.fileId)
   writeU64(buf, 16, h.segmentSeq)
   writeU64(buf, 24, h.firstBatchSeq)
@@ -65,7 +65,7 @@ export function encodeSegmentHeader(h: SegmentHeader, crc32c: Crc32c): Buffer {
  * numbers are positive. Anything else means the segment is free.
  */
 export function decodeSegmentHeader(buf: Buffer, fileId: number, index: number, crc32c: Crc32c): SegmentHeader | undefined {
-  if (buf.readUInt32LE(0) !== SEGMENT_MAGIC || buf.readUInt32LE(4) !== FORMAT_VERSION) return undefined
+  if (buf.readUInt32LE(0) !== SEGMENT_MAGIC || buf.readUInt32LE(4) !== SEGMENT_HEADER_VERSION) return undefined
   if (buf.readUInt32LE(60) !== crc32c(buf, 0, 60)) return undefined
   const header: SegmentHeader = {
     fileId: readU64(buf, 8),

@@ -18,14 +18,37 @@ export function checkpointPath(path: string): string {
 
 /**
  * The checkpoint's bytes; undefined when there is none, and empty when it
- * cannot be read (which the engine refuses like any damaged checkpoint).
+ * cannot be used as one: not a regular file (a FIFO would block the read,
+ * a device never end), larger than `maxBytes`, or unreadable. The engine
+ * refuses an empty one like any damaged checkpoint, which costs a replay.
  */
-export function readCheckpointFile(file: string): Buffer | undefined {
+export function readCheckpointFile(file: string, maxBytes: number): Buffer | undefined {
+  let fd: number
   try {
-    return fs.readFileSync(file)
+    // Look before opening: opening a FIFO for reading blocks until a writer comes.
+    const stat = fs.statSync(file)
+    if (!stat.isFile() || stat.size > maxBytes) return Buffer.alloc(0)
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     return Buffer.alloc(0)
+  }
+  try {
+    // The name may have been replaced in between: decide on what was opened.
+    const stat = fs.fstatSync(fd)
+    if (!stat.isFile() || stat.size > maxBytes) return Buffer.alloc(0)
+    const bytes = Buffer.alloc(stat.size)
+    let done = 0
+    while (done < bytes.length) {
+      const n = fs.readSync(fd, bytes, done, bytes.length - done, done)
+      if (n === 0) return Buffer.alloc(0)
+      done += n
+    }
+    return bytes
+  } catch {
+    return Buffer.alloc(0)
+  } finally {
+    fs.closeSync(fd)
   }
 }
 
