@@ -36,6 +36,8 @@ export interface Stats {
   readonly tombstonesDropped: number
   /** Times the file grew since open. */
   readonly growths: number
+  /** Segments the head moved to since open (segment rolls). */
+  readonly segmentsOpened: number
   /** Index checkpoints written in the background since open (not counting the one at close). */
   readonly checkpointsWritten: number
   readonly cache: { readonly entries: number; readonly hits: number; readonly misses: number }
@@ -91,6 +93,7 @@ export function statsOf(sources: StatsSources): Stats {
     writeAmplification: counters.bytesAppended === 0 ? 1 : (counters.bytesAppended + counters.bytesCopied) / counters.bytesAppended,
     tombstonesDropped: counters.tombstonesDropped,
     growths: counters.growths,
+    segmentsOpened: counters.segmentsOpened,
     checkpointsWritten: sources.checkpointsWritten,
     cache: sources.cache,
     writePath: writePathOf(store.domain),
