@@ -354,7 +354,7 @@ describe('index checkpoint', () => {
     const cases: [string, Buffer, RegExp][] = [
       ['one flipped bit', flipped, /checksum/],
       ['truncated', good.subarray(0, good.length - 100), /implies/],
-      ['empty', Buffer.alloc(0), /not a daxkv index checkpoint/],
+      ['empty', Buffer.alloc(0), /not a daxkv index checkpoint|not the checkpoint this daxfile recorded last/],
       ['of another daxfile', fs.readFileSync(checkpointPath(other)), /another daxfile/],
     ]
     for (const [what, bytes, reason] of cases) {

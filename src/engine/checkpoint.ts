@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import os from 'node:os'
 import { checkpointBytes, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../format/checkpoint.js'
 import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../format/constants.js'
@@ -20,14 +19,21 @@ import type { RecoveryResult } from './recovery.js'
  */
 
 /**
- * The digest the superblock records for a checkpoint file's bytes (format/
- * superblock.ts): the first 16 bytes of their SHA-256. An open uses a
- * checkpoint only when its digest is the recorded one, so a file that is
- * not the last one this daxfile wrote (stale, foreign, damaged or edited,
- * even with its own checksum recomputed) costs a replay, never trust.
+ * What the superblock records of a checkpoint file (format/superblock.ts):
+ * the CRC32C its last 4 bytes hold, then its length (u64). An open uses a
+ * checkpoint only when these are the recorded ones and its CRC32C checks,
+ * so a file that is not the last one this daxfile wrote (stale, foreign,
+ * damaged, or edited with its own checksum recomputed) costs a replay,
+ * never trust; and it costs no pass over the file beyond the CRC check the
+ * decoder makes anyway. Not a defence against someone who rewrites the
+ * file keeping its CRC32C on purpose: they could rewrite the daxfile too.
  */
 export function checkpointDigest(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(bytes).digest().subarray(0, CHECKPOINT_DIGEST_BYTES))
+  const digest = Buffer.alloc(CHECKPOINT_DIGEST_BYTES)
+  if (bytes.length >= 4) digest.set(bytes.subarray(bytes.length - 4), 0)
+  digest.writeUInt32LE(bytes.length % 0x1_0000_0000, 4)
+  digest.writeUInt32LE(Math.floor(bytes.length / 0x1_0000_0000), 8)
+  return new Uint8Array(digest)
 }
 
 /** How many bytes {@link takeCheckpoint} would return now. */

@@ -27,7 +27,8 @@ import { readU64, writeU64 } from './u64.js'
  *  40  createdMs u64
  *  48  fileId u64
  *  56  segmentsUsed u32, reserved u32 (zero)
- *  64  checkpointDigest: 16 bytes (all zero: none)
+ *  64  checkpointDigest: the recorded index checkpoint's crc32c u32 and
+ *      length u64, then 4 zero bytes (all zero: none)
  *  80  reserved, zero (44 bytes)
  * 124  crc32c u32 of bytes [0, 124)
  *
@@ -53,9 +54,10 @@ export interface Superblock {
    */
   readonly segmentsUsed: number
   /**
-   * The first 16 bytes of the SHA-256 of the index checkpoint written last
-   * for this daxfile, recorded once every batch it describes was durable;
-   * all zero when there is none.
+   * What identifies the index checkpoint written last for this daxfile,
+   * recorded once every batch it describes was durable: its CRC32C (the
+   * file's last 4 bytes) and its length (u64), then 4 zero bytes; all zero
+   * when there is none.
    */
   readonly checkpointDigest: Uint8Array
 }
