@@ -13,16 +13,14 @@ import type { Bound } from './engine/sorted-keys.js'
 import type { VerifyReport } from './engine/verify.js'
 import { DaxKVError, ErrorCode } from './errors.js'
 import { keyFromBytes, keyToBytes, keyToBytesForWrite, valueCodec, type Key, type KeyEncoding, type ValueCodec } from './encoding.js'
-import { batchBytes, type EncodedOp } from './format/batch.js'
-import { BATCH_HEADER_BYTES, RECORD_DEL, RECORD_PUT } from './format/constants.js'
-import { recordBytes } from './format/record.js'
+import type { EncodedOp } from './format/batch.js'
 import { checkpointIntervalOf, maxFileBytesOf, type OpenOptions } from './options.js'
 import type { OpenedFile } from './platform/daxfile.js'
 import type { DomainKind } from './platform/domain.js'
 import { statsOf, type Stats } from './stats.js'
+import { WriteEncoder, copyValue, type BatchOperation } from './write-encoder.js'
 
-/** One operation of {@link DaxKV.batch}. */
-export type BatchOperation<V = unknown> = { type: 'put'; key: Key; value: V } | { type: 'del'; key: Key }
+export type { BatchOperation } from './write-encoder.js'
 
 /** Bounds and direction of a range scan; keys compare bytewise. */
 export interface RangeOptions {
@@ -63,10 +61,13 @@ export class DaxKV<V = any> {
   readonly #keyEncoding: KeyEncoding
   readonly #cache: LRUCache<string, object | symbol> | undefined
   readonly #queue: CommitQueue
+  readonly #ops: WriteEncoder<V>
   readonly #background: BackgroundJobs
   readonly #maxFileBytes: number
   #cacheHits = 0
   #cacheMisses = 0
+  /** What the last check of the daxfile's block map found wrong (at background checkpoints and verify()). */
+  #blockMap: readonly string[] = []
   #closed = false
   #closing: Promise<void> | undefined
 
@@ -80,6 +81,7 @@ export class DaxKV<V = any> {
     this.#maxFileBytes = maxFileBytesOf(options)
     this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
     this.#keyEncoding = options.keyEncoding ?? 'utf8'
+    this.#ops = new WriteEncoder<V>(this.#codec, this.#keyEncoding, store.writer.maxBatchBytes)
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_ENTRIES
     this.#cache = this.#codec.cacheable && cacheSize > 0 ? new LRUCache<string, object | symbol>({ max: cacheSize }) : undefined
     this.#background = new BackgroundJobs(
@@ -89,6 +91,7 @@ export class DaxKV<V = any> {
         daxfile: file === undefined ? undefined : path,
         keepCheckpoint: options.indexCheckpoint !== false,
         checkpointInterval: checkpointIntervalOf(options),
+        afterCheckpoint: () => this.#checkBlockMap(),
       },
       () => !this.#closed && this.#closing === undefined,
     )
@@ -139,32 +142,32 @@ export class DaxKV<V = any> {
 
   /** Stores `value` under `key`; resolves once durable (or written, with `sync: false`). */
   put(key: Key, value: V): Promise<void> {
-    return this.#enqueue(() => [this.#encodePut(key, value)])
+    return this.#enqueue(() => [this.#ops.put(key, value)])
   }
 
   /** Removes `key`; resolves once durable. Removing an absent key is not an error. */
   del(key: Key): Promise<void> {
-    return this.#enqueue(() => [this.#encodeDel(key)])
+    return this.#enqueue(() => [this.#ops.del(key)])
   }
 
   /** Applies all operations atomically: after any crash, all of them or none are present. */
   batch(operations: readonly BatchOperation<V>[]): Promise<void> {
-    return this.#enqueue(() => this.#encodeBatch(operations))
+    return this.#enqueue(() => this.#ops.batch(operations))
   }
 
   /** {@link put}, committed when it returns (durable, unless the store was opened with `sync: false`). */
   putSync(key: Key, value: V): void {
-    this.#commitNow([this.#encodePut(key, value)])
+    this.#commitNow([this.#ops.put(key, value)])
   }
 
   /** {@link del}, committed when it returns (durable, unless `sync: false`). */
   delSync(key: Key): void {
-    this.#commitNow([this.#encodeDel(key)])
+    this.#commitNow([this.#ops.del(key)])
   }
 
   /** {@link batch}, committed when it returns (durable, unless `sync: false`). */
   batchSync(operations: readonly BatchOperation<V>[]): void {
-    this.#commitNow(this.#encodeBatch(operations))
+    this.#commitNow(this.#ops.batch(operations))
   }
 
   /**
@@ -194,6 +197,7 @@ export class DaxKV<V = any> {
       checkpointsWritten: this.#background.checkpointsWritten,
       cache: { entries: this.#cache?.size ?? 0, hits: this.#cacheHits, misses: this.#cacheMisses },
       statxDax: this.#file?.statxDax ?? null,
+      blockMapProblems: this.#blockMap,
     })
   }
 
@@ -226,6 +230,9 @@ export class DaxKV<V = any> {
     this.#queue.flush()
     const report = this.#store.verify()
     const problems = [...report.problems]
+    for (const problem of this.#checkBlockMap()) {
+      problems.push(`the daxfile's block map no longer keeps the daxfile contract (${problem}): something changed it while the store was open, such as a reflink copy; close the store and rewrite the file as a private copy`)
+    }
     for (const bytes of this.#index.keys(undefined, undefined, false)) {
       try {
         this.#reader.decodeValueAt(this.#index.get(bytes)!, this.#codec.decode)
@@ -261,6 +268,17 @@ export class DaxKV<V = any> {
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** Checks the daxfile's block map again (FIEMAP); keeps the last answer when the check itself fails. */
+  #checkBlockMap(): readonly string[] {
+    if (this.#file === undefined) return this.#blockMap
+    try {
+      this.#blockMap = this.#file.blockMapProblems(this.#store.superblock.fileBytes)
+    } catch {
+      // The check is advisory; a failing FIEMAP leaves the last answer.
+    }
+    return this.#blockMap
   }
 
   #get(bytes: string): V | undefined {
@@ -314,45 +332,6 @@ export class DaxKV<V = any> {
     }
   }
 
-  #encodePut(key: Key, value: V): EncodedOp {
-    const bytes = keyToBytesForWrite(key, this.#keyEncoding)
-    const encoded = this.#codec.encode(value)
-    const size = BATCH_HEADER_BYTES + recordBytes(bytes.length, encoded.length)
-    const usable = this.#store.writer.maxBatchBytes
-    if (size > usable) {
-      throw new DaxKVError(
-        ErrorCode.VALUE_TOO_LARGE,
-        `a value of ${encoded.length} bytes does not fit in a segment (${usable} bytes usable); ` +
-          `store it in pieces or create the daxfile with a larger segmentSize`,
-      )
-    }
-    return { type: RECORD_PUT, key: bytes, value: encoded }
-  }
-
-  #encodeDel(key: Key): EncodedOp {
-    return { type: RECORD_DEL, key: keyToBytesForWrite(key, this.#keyEncoding), value: undefined }
-  }
-
-  #encodeBatch(operations: readonly BatchOperation<V>[]): EncodedOp[] {
-    if (!Array.isArray(operations)) throw new TypeError('batch() takes an array of operations')
-    const ops = operations.map((op, i) => {
-      if (op?.type === 'put') return this.#encodePut(op.key, op.value)
-      if (op?.type === 'del') return this.#encodeDel(op.key)
-      throw new TypeError(`batch operation ${i} must have type 'put' or 'del'`)
-    })
-    // A batch is atomic, so it must fit one log batch: refuse it here, alone,
-    // rather than fail the writes queued with it.
-    const bytes = batchBytes(ops)
-    const usable = this.#store.writer.maxBatchBytes
-    if (bytes > usable) {
-      throw new DaxKVError(
-        ErrorCode.VALUE_TOO_LARGE,
-        `a batch of ${bytes} bytes does not fit in a segment (${usable} bytes usable); split it into smaller batches or create the daxfile with a larger segmentSize`,
-      )
-    }
-    return ops
-  }
-
   #enqueue(encode: () => EncodedOp[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#checkOpen()
@@ -375,10 +354,6 @@ export class DaxKV<V = any> {
       throw new DaxKVError(ErrorCode.CLOSED, `the database at ${this.path} is closed; open it again to use it`)
     }
   }
-}
-
-function copyValue(op: EncodedOp): EncodedOp {
-  return op.value === undefined ? op : { type: op.type, key: op.key, value: Buffer.from(op.value) }
 }
 
 function bound(key: Key | undefined, inclusive: boolean): Bound | undefined {

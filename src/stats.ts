@@ -51,6 +51,14 @@ export interface Stats {
   readonly crc32c: string
   /** statx's DAX attribute of the file (null when unknown or simulated). */
   readonly statxDax: boolean | null
+  /**
+   * What breaks the daxfile contract in the file's block map, as last
+   * checked (at open the file is refused for it; afterwards at background
+   * checkpoints and by verify()): shared or unwritten extents that appeared
+   * while the store was open, for example after a reflink copy of the live
+   * file. Empty when all is well, or on a filesystem without FIEMAP.
+   */
+  readonly blockMapProblems: readonly string[]
   readonly recovery: RecoveryReport
 }
 
@@ -63,6 +71,7 @@ export interface StatsSources {
   readonly checkpointsWritten: number
   readonly cache: Stats['cache']
   readonly statxDax: boolean | null
+  readonly blockMapProblems: readonly string[]
 }
 
 /** The figures of {@link Stats}, gathered from the engine and the platform. */
@@ -100,6 +109,7 @@ export function statsOf(sources: StatsSources): Stats {
     flushInstruction: kind === 'dax' || kind === 'forced-dax' ? native.flushInstruction : undefined,
     crc32c: native.crc32cImplementation,
     statxDax: sources.statxDax,
+    blockMapProblems: sources.blockMapProblems,
     recovery: store.recovery,
   }
 }

@@ -50,6 +50,7 @@ function describeStats(s: Stats): string {
     ['flush', s.flushInstruction ?? '(msync mode: no cache flushes)'],
     ['crc32c', s.crc32c],
     ['statx DAX', s.statxDax === null ? 'unknown' : s.statxDax ? 'yes' : 'no'],
+    ['block map', s.blockMapProblems.length === 0 ? 'ok' : `changed while open: ${s.blockMapProblems.join(', ')}`],
   ]
   return rows.map(([name, value]) => `${`${name}:`.padEnd(11)} ${value}`).join('\n')
 }

@@ -21,6 +21,8 @@ export interface BackgroundOptions {
   readonly keepCheckpoint: boolean
   /** Log bytes between background checkpoints; 0: only at close; undefined: the default rule. */
   readonly checkpointInterval: number | undefined
+  /** Called after each background checkpoint is recorded (a good moment for other checks of the file). */
+  readonly afterCheckpoint?: () => void
 }
 
 /**
@@ -136,6 +138,7 @@ export class BackgroundJobs {
           if (!written || !stillWanted()) return
           this.#store.recordCheckpoint(checkpointDigest(bytes))
           this.#checkpointsWritten++
+          this.#options.afterCheckpoint?.()
         })
         .catch(() => {
           // Recording failed: the store is latched, and every later call reports why.

@@ -25,6 +25,14 @@ export interface OpenedFile {
    * size (an interrupted growth) are not checked: growth rewrites them.
    */
   checkExtents(logicalBytes: number): FiemapReport
+  /**
+   * The same check while the store is open, reported rather than thrown:
+   * what of the file's first `logicalBytes` bytes breaks the contract now
+   * (another process can reflink-copy or punch the live file). Empty when
+   * all is well or the filesystem has no FIEMAP; throws DAXKV_IO when the
+   * check itself fails.
+   */
+  blockMapProblems(logicalBytes: number): string[]
   /** Drops the lock and closes the descriptor; the mapping goes when it is garbage-collected. */
   close(): void
 }
@@ -219,6 +227,13 @@ function mapFile(file: string, fd: number, size: number, mode: ModeRequest): Ope
     domain,
     statxDax,
     checkExtents: (logicalBytes) => checkExtents(fd, file, logicalBytes),
+    blockMapProblems(logicalBytes) {
+      try {
+        return extentProblems(native.fiemap(fd, logicalBytes), logicalBytes)
+      } catch (cause) {
+        throw new DaxKVError(ErrorCode.IO, `FIEMAP of ${file} failed: ${String(cause)}`, { cause })
+      }
+    },
     close() {
       if (closed) return
       closed = true
@@ -275,13 +290,7 @@ function lockOrThrow(fd: number, file: string): void {
  */
 function checkExtents(fd: number, file: string, size: number): FiemapReport {
   const report = native.fiemap(fd, size)
-  if (!report.supported) return report
-  const problems: string[] = []
-  if (report.shared > 0) problems.push(`${report.shared} shared (reflinked) extent(s)`)
-  if (report.unwritten > 0) problems.push(`${report.unwritten} unwritten extent(s)`)
-  if (report.delalloc > 0) problems.push(`${report.delalloc} delayed-allocation extent(s)`)
-  if (report.unknown > 0 || report.inline > 0) problems.push(`${report.unknown + report.inline} extent(s) of unknown location`)
-  if (report.mappedBytes < size) problems.push(`${size - report.mappedBytes} bytes in holes`)
+  const problems = extentProblems(report, size)
   if (problems.length > 0) {
     throw new DaxKVError(
       ErrorCode.BAD_EXTENTS,
@@ -290,6 +299,18 @@ function checkExtents(fd: number, file: string, size: number): FiemapReport {
     )
   }
   return report
+}
+
+/** What in a FIEMAP report of a file's first `size` bytes breaks the daxfile contract (nothing when FIEMAP is not supported). */
+function extentProblems(report: FiemapReport, size: number): string[] {
+  if (!report.supported) return []
+  const problems: string[] = []
+  if (report.shared > 0) problems.push(`${report.shared} shared (reflinked) extent(s)`)
+  if (report.unwritten > 0) problems.push(`${report.unwritten} unwritten extent(s)`)
+  if (report.delalloc > 0) problems.push(`${report.delalloc} delayed-allocation extent(s)`)
+  if (report.unknown > 0 || report.inline > 0) problems.push(`${report.unknown + report.inline} extent(s) of unknown location`)
+  if (report.mappedBytes < size) problems.push(`${size - report.mappedBytes} bytes in holes`)
+  return problems
 }
 
 function fsyncDirectory(dir: string): void {
