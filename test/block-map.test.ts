@@ -38,7 +38,7 @@ describe('the block map changed while open', () => {
   })
 
   const unavailable = xfsUnavailable()
-  it.skipIf(unavailable !== undefined)(`xfs: a reflink copy of the live file makes its extents shared, which verify() reports${unavailable === undefined ? '' : ` (skipped: ${unavailable})`}`, async () => {
+  it.skipIf(unavailable !== undefined)(`xfs: a reflink copy of the live file makes its extents shared, which verify() reports${unavailable === undefined ? '' : ` (skipped: ${unavailable})`}`, async (context) => {
     const dir = tempDir(os.tmpdir())
     const image = path.join(dir, 'xfs.img')
     const mountPoint = path.join(dir, 'mnt')
@@ -46,7 +46,13 @@ describe('the block map changed while open', () => {
     fs.writeFileSync(image, '')
     fs.truncateSync(image, 320 * 1024 * 1024)
     execFileSync('mkfs.xfs', ['-q', '-f', '-m', 'reflink=1', image])
-    execFileSync('mount', ['-o', 'loop', image, mountPoint])
+    const mounted = spawnSync('mount', ['-o', 'loop', image, mountPoint], { encoding: 'utf8' })
+    if (mounted.status !== 0) {
+      // A container may give root no loop devices: nothing to test here.
+      console.log(`xfs block-map test skipped: mount -o loop failed: ${mounted.stderr.trim()}`)
+      context.skip()
+      return
+    }
     try {
       const file = path.join(mountPoint, 'db.dax')
       const db = await open<string>(file, { size: '4MiB', mode: 'msync', valueEncoding: 'utf8' })
