@@ -1,9 +1,8 @@
 import { RECORD_DEL, RECORD_PUT } from '../format/constants.js'
-import { segmentDataOffset } from '../format/segment.js'
 import { KeyIndex } from './key-index.js'
 import type { SegmentState } from './log-state.js'
 import type { RecordReader } from './record-reader.js'
-import { spaceUsage, type SpaceUsage } from './space.js'
+import { spaceUsage, usedBytesOf, type SpaceUsage } from './space.js'
 
 /**
  * Which records of the log are live, and what that means for space
@@ -92,7 +91,7 @@ export class Accounting {
       if (s.header === undefined) this.#freeCount++
       else {
         this.#liveTotal += s.liveBytes
-        this.#usedTotal += this.#usedBytesOf(s)
+        this.#usedTotal += usedBytesOf(s, this.#segmentBytes)
       }
     }
   }
@@ -109,7 +108,7 @@ export class Accounting {
 
   /** The writer is about to free `s` (its state still describes its batches). */
   segmentFreed(s: SegmentState): void {
-    this.#usedTotal -= this.#usedBytesOf(s)
+    this.#usedTotal -= usedBytesOf(s, this.#segmentBytes)
     this.#freeCount++
   }
 
@@ -155,9 +154,5 @@ export class Accounting {
     const s = this.#segments[Math.floor(location / this.#segmentBytes)]
     if (s === undefined) throw new RangeError(`location ${location} lies outside the daxfile's ${this.#segments.length} segments`)
     return s
-  }
-
-  #usedBytesOf(s: SegmentState): number {
-    return s.dataEnd - segmentDataOffset(s.index, this.#segmentBytes)
   }
 }

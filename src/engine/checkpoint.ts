@@ -109,14 +109,17 @@ export function checkpointStart(
     return 'the checkpoint records a larger or different geometry than the daxfile has'
   }
   if (c.head >= c.segments.length) return 'the checkpoint names a head segment it does not record'
-  const inconsistent = checkTables(c)
+  // The segments in use at the checkpoint: those whose recorded header is valid.
+  const inUse = c.segments.map(
+    (saved, i) => decodeSegmentHeader(Buffer.from(saved.header.buffer, saved.header.byteOffset, saved.header.length), c.fileId, i, native.crc32c) !== undefined,
+  )
+  const inconsistent = checkTables(c, inUse)
   if (inconsistent !== undefined) return `the checkpoint is inconsistent: ${inconsistent}`
   const unchanged: boolean[] = []
   const changed = new Set<number>()
   for (let i = 0; i < c.segments.length; i++) {
     const saved = c.segments[i]!
-    const savedHeader = Buffer.from(saved.header.buffer, saved.header.byteOffset, saved.header.length)
-    if (decodeSegmentHeader(savedHeader, sb.fileId, i, native.crc32c) === undefined) continue
+    if (!inUse[i]) continue
     if (domain.view(segmentHeaderOffset(i, sb.segmentBytes), SEGMENT_HEADER_BYTES).equals(saved.header)) {
       unchanged[i] = true
       const s = segments[i]!
@@ -151,8 +154,7 @@ export function checkpointStart(
  * home slot finds it; and every location lies, 8-byte aligned, before the
  * data end of a segment in use at the checkpoint. Why not, or undefined.
  */
-function checkTables(c: Checkpoint): string | undefined {
-  const inUse: boolean[] = []
+function checkTables(c: Checkpoint, inUse: readonly boolean[]): string | undefined {
   for (let i = 0; i < c.segments.length; i++) {
     const s = c.segments[i]!
     const dataStart = segmentDataOffset(i, c.segmentBytes)
@@ -162,7 +164,6 @@ function checkTables(c: Checkpoint): string | undefined {
     if (!whole || s.dataEnd < dataStart || s.dataEnd > end || s.liveBytes > used || s.lastSeq >= c.nextBatchSeq || s.maxRecordBytes > c.segmentBytes) {
       return `segment ${i}'s figures do not fit it`
     }
-    inUse[i] = decodeSegmentHeader(Buffer.from(s.header.buffer, s.header.byteOffset, s.header.length), c.fileId, i, native.crc32c) !== undefined
   }
   for (const [name, table] of [['index', c.index], ['tombstone', c.tombstones]] as const) {
     const { entries, size } = table

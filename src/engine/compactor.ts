@@ -16,7 +16,10 @@ import {
   FREE_SEGMENTS_LOW,
   capacityOf,
   freeRoom,
+  oldestSegmentWithDead,
   pickVictim,
+  tombstonesDroppable,
+  usedBytesOf,
   type CleaningView,
 } from './space.js'
 import type { Writer } from './writer.js'
@@ -100,7 +103,7 @@ export class Compactor {
     const segmentBytes = this.#state.segmentBytes
     for (const s of this.#state.segments) {
       if (s.header === undefined || s.index === this.#state.head) continue
-      const garbage = s.dataEnd - segmentDataOffset(s.index, segmentBytes) - s.liveBytes
+      const garbage = usedBytesOf(s, segmentBytes) - s.liveBytes
       if (s.deadRecords > 0 || garbage > capacityOf(s.index, segmentBytes) / 10) out.add(s.header.segmentSeq)
     }
     return out
@@ -126,7 +129,7 @@ export class Compactor {
 
   #step(budgetBytes: number, minGain: number, among: ReadonlySet<number> | undefined): boolean {
     if (this.#cursor === undefined) {
-      const victim = pickVictim(this.#view(), minGain, among)?.victim
+      const victim = pickVictim(this.#view(), minGain, among)
       if (victim === undefined) return false
       this.#cursor = { victim, pos: segmentDataOffset(victim.index, this.#state.segmentBytes), expected: victim.header!.firstBatchSeq, dropped: [] }
     }
@@ -159,7 +162,7 @@ export class Compactor {
       const check = checkBatch(view, cursor.expected, native.crc32c)
       assert(check.ok, `compaction found an invalid batch in sealed segment ${victim.index} at ${cursor.pos}`)
       const batchAt = cursor.pos
-      const dropTombstones = this.#tombstonesDroppable(victimSeq)
+      const dropTombstones = tombstonesDroppable(victimSeq, oldestSegmentWithDead(this.#state.segments))
       forEachRecord(view, check.recordCount, (type, recordOffset, keyBytes, valueBytes) => {
         const location = batchAt + recordOffset
         const live = type === RECORD_PUT ? index.getByRecord(location) === location : tombstones.getByRecord(location) === location
@@ -197,15 +200,6 @@ export class Compactor {
       counters.compactions++
     }
     return true
-  }
-
-  /**
-   * True when no segment older than `segmentSeq` holds a superseded record:
-   * then no older put and no older tombstone of any key exists, and a
-   * latest tombstone can go without anything older taking its place.
-   */
-  #tombstonesDroppable(segmentSeq: number): boolean {
-    return this.#state.segments.every((s) => s.header === undefined || s.header.segmentSeq >= segmentSeq || s.deadRecords === 0)
   }
 
   #view(): CleaningView {

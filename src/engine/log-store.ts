@@ -1,4 +1,4 @@
-import { SUPERBLOCK_FLAG_RELAXED, noCheckpointDigest, type Superblock } from '../format/superblock.js'
+import { SUPERBLOCK_FLAG_RELAXED, noCheckpointDigest, sameDigest, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import type { Accounting } from './accounting.js'
 import { checkpointSize, takeCheckpoint } from './checkpoint.js'
@@ -157,8 +157,7 @@ export class LogStore {
         this.domain.persistAll()
         const sb = this.#state.superblock
         const recorded = digest ?? noCheckpointDigest()
-        const sameDigest = recorded.length === sb.checkpointDigest.length && recorded.every((byte, i) => byte === sb.checkpointDigest[i])
-        if ((sb.flags & SUPERBLOCK_FLAG_RELAXED) !== 0 || !sameDigest) {
+        if ((sb.flags & SUPERBLOCK_FLAG_RELAXED) !== 0 || !sameDigest(recorded, sb.checkpointDigest)) {
           updateSuperblock(this.domain, this.#state, { flags: sb.flags & ~SUPERBLOCK_FLAG_RELAXED, checkpointDigest: recorded })
         }
         this.domain.checkLinked()

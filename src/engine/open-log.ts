@@ -2,7 +2,7 @@ import { DaxKVError, ErrorCode } from '../errors.js'
 import { SEGMENT_HEADER_BYTES } from '../format/constants.js'
 import { FORMAT_VERSION, FORMAT_VERSION_V1 } from '../format/constants.js'
 import { SEGMENT_FREE_MARK, decodeSegmentHeader, segmentHeaderOffset } from '../format/segment.js'
-import { SUPERBLOCK_FLAG_RELAXED, type Superblock } from '../format/superblock.js'
+import { SUPERBLOCK_FLAG_RELAXED, noCheckpointDigest, sameDigest, type Superblock } from '../format/superblock.js'
 import type { PersistenceDomain } from '../platform/domain.js'
 import { native } from '../platform/native.js'
 import { Accounting } from './accounting.js'
@@ -55,7 +55,8 @@ export function openLog(domain: PersistenceDomain, file: string, reader: RecordR
   // Only the checkpoint whose digest the superblock recorded is used: it
   // was written by this daxfile's writer once every batch it describes was
   // durable, so a log that does not continue it lost acknowledged data.
-  const bound = options.checkpoint !== undefined && digestsEqual(checkpointDigest(options.checkpoint), superblock.checkpointDigest)
+  const recorded = superblock.checkpointDigest
+  const bound = options.checkpoint !== undefined && !sameDigest(recorded, noCheckpointDigest()) && sameDigest(checkpointDigest(options.checkpoint), recorded)
   if (options.checkpoint !== undefined && !bound) checkpointRejected = 'it is not the checkpoint this daxfile recorded last'
   if (options.checkpoint !== undefined && bound) {
     // Steps 6-9 with C1-C3.
@@ -136,11 +137,6 @@ function updateAtOpen(domain: PersistenceDomain, state: LogState, durable: boole
   const relaxed = (sb.flags & SUPERBLOCK_FLAG_RELAXED) !== 0
   if (relaxed === durable) changes.flags = durable ? sb.flags & ~SUPERBLOCK_FLAG_RELAXED : sb.flags | SUPERBLOCK_FLAG_RELAXED
   if (Object.keys(changes).length > 0) updateSuperblock(domain, state, changes)
-}
-
-function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length || b.every((byte) => byte === 0)) return false
-  return a.every((byte, i) => byte === b[i])
 }
 
 /**

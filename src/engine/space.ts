@@ -52,15 +52,6 @@ export interface CleaningView {
   readonly headRoom: number
 }
 
-/** What a victim would give back, and whether its copies fit now. */
-export interface CleaningPlan {
-  readonly victim: SegmentState
-  /** A lower bound on the free room cleaning it adds (its capacity less what its copies take, slack included). */
-  readonly gain: number
-  /** Bytes of records it would copy. */
-  readonly copied: number
-}
-
 /**
  * What cleaning `s` would give back, at least. Freeing it gives its whole
  * capacity back; its copies take their bytes, their batch headers, and,
@@ -87,31 +78,44 @@ export function cleaningGain(s: SegmentState, view: CleaningView, dropsTombstone
  * fuller, as it will not die soon on its own). `among` restricts the
  * candidates to those segment sequence numbers.
  */
-export function pickVictim(view: CleaningView, minGain: number, among?: ReadonlySet<number>): CleaningPlan | undefined {
+export function pickVictim(view: CleaningView, minGain: number, among?: ReadonlySet<number>): SegmentState | undefined {
   const { segments, segmentBytes } = view
-  // A victim's newest tombstones are dropped, not copied, when no older segment holds a superseded record.
-  let oldestWithDead = Number.POSITIVE_INFINITY
+  const oldestWithDead = oldestSegmentWithDead(segments)
   let largestFree = 0
-  for (const s of segments) {
-    if (s.header === undefined) largestFree = Math.max(largestFree, capacityOf(s.index, segmentBytes))
-    else if (s.deadRecords > 0) oldestWithDead = Math.min(oldestWithDead, s.header.segmentSeq)
-  }
-  let best: CleaningPlan | undefined
+  for (const s of segments) if (s.header === undefined) largestFree = Math.max(largestFree, capacityOf(s.index, segmentBytes))
+  let best: SegmentState | undefined
   let bestScore = Number.NEGATIVE_INFINITY
   for (const s of segments) {
     if (s.header === undefined || s.index === view.head) continue
     if (among !== undefined && !among.has(s.header.segmentSeq)) continue
-    const { gain, copied } = cleaningGain(s, view, oldestWithDead >= s.header.segmentSeq)
+    const { gain, copied } = cleaningGain(s, view, tombstonesDroppable(s.header.segmentSeq, oldestWithDead))
     // Copies that do not all fit in the head must fit in the segment the head rolls to.
     if (gain < minGain || (copied > view.headRoom && copied > largestFree)) continue
     const age = Math.max(1, view.nextBatchSeq - s.lastSeq)
     const score = (gain * age) / (capacityOf(s.index, segmentBytes) + copied)
     if (score > bestScore) {
-      best = { victim: s, gain, copied }
+      best = s
       bestScore = score
     }
   }
   return best
+}
+
+/** The lowest segmentSeq of a segment in use holding a superseded record (Infinity when none does). */
+export function oldestSegmentWithDead(segments: readonly SegmentState[]): number {
+  let oldest = Number.POSITIVE_INFINITY
+  for (const s of segments) if (s.header !== undefined && s.deadRecords > 0) oldest = Math.min(oldest, s.header.segmentSeq)
+  return oldest
+}
+
+/**
+ * Whether cleaning the segment `segmentSeq` may drop its newest tombstones
+ * (docs/space.md, "Tombstones"): when no older segment holds a superseded
+ * record, no older put or tombstone of any key exists, and a tombstone has
+ * nothing left to hide.
+ */
+export function tombstonesDroppable(segmentSeq: number, oldestWithDead: number): boolean {
+  return oldestWithDead >= segmentSeq
 }
 
 /** Room for batches without cleaning or growth: the head's, and every free segment's. */

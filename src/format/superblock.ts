@@ -80,6 +80,11 @@ export function noCheckpointDigest(): Uint8Array {
   return NO_DIGEST
 }
 
+/** Whether two checkpoint digests are the same bytes. */
+export function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+}
+
 /** Encodes `sb` in format 2 (whatever format it was read in). */
 export function encodeSuperblock(sb: Superblock, crc32c: Crc32c): Buffer {
   const buf = Buffer.alloc(SUPERBLOCK_BYTES)
