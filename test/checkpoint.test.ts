@@ -11,9 +11,9 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { checkpointPath } from '../src/platform/checkpoint-file.js'
 import { decodeCheckpoint, encodeCheckpoint } from '../src/format/checkpoint.js'
-import { SEGMENT_MAGIC, SUPERBLOCK_BYTES } from '../src/format/constants.js'
+import { SEGMENT_MAGIC } from '../src/format/constants.js'
 import { checkpointDigest } from '../src/engine/checkpoint.js'
-import { decodeSuperblock, encodeSuperblock, superblockOffset } from '../src/format/superblock.js'
+import { recordCheckpointDigest } from './daxfile-surgery.js'
 import { hashKey } from '../src/format/key-hash.js'
 import { segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
 import { readU64 } from '../src/format/u64.js'
@@ -377,27 +377,9 @@ describe('index checkpoint', () => {
   })
 })
 
-/**
- * Records the digest of `file`'s checkpoint as it is now in both of the
- * daxfile's superblock copies, as the writer does after writing one: what
- * a writer that wrote a bad checkpoint, or someone editing both files,
- * would leave. Then only the checks of the checkpoint itself stand
- * between it and the store.
- */
+/** Records `file`'s checkpoint as it is now in the daxfile's superblock (daxfile-surgery.ts). */
 function recordCheckpointOf(file: string): void {
-  const digest = checkpointDigest(fs.readFileSync(checkpointPath(file)))
-  const fd = fs.openSync(file, 'r+')
-  try {
-    for (const slot of [0, 1] as const) {
-      const bytes = Buffer.alloc(SUPERBLOCK_BYTES)
-      fs.readSync(fd, bytes, 0, SUPERBLOCK_BYTES, superblockOffset(slot))
-      const check = decodeSuperblock(bytes, native.crc32c)
-      if (!check.ok) throw new Error(`test setup: superblock copy ${slot} of ${file} is invalid (${check.detail})`)
-      fs.writeSync(fd, encodeSuperblock({ ...check.superblock, checkpointDigest: digest }, native.crc32c), 0, SUPERBLOCK_BYTES, superblockOffset(slot))
-    }
-  } finally {
-    fs.closeSync(fd)
-  }
+  recordCheckpointDigest(file, checkpointDigest(fs.readFileSync(checkpointPath(file))))
 }
 
 /**

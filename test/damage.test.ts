@@ -11,48 +11,17 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { checkpointDigest } from '../src/engine/checkpoint.js'
-import { checkBatch } from '../src/format/batch.js'
 import { FORMAT_VERSION, FORMAT_VERSION_V1, SEGMENT_HEADER_BYTES, SUPERBLOCK_BYTES } from '../src/format/constants.js'
 import { decodeCheckpoint, encodeCheckpoint } from '../src/format/checkpoint.js'
-import { decodeSegmentHeader, segmentDataOffset, segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
-import { decodeSuperblock, encodeSuperblock, superblockOffset, type Superblock } from '../src/format/superblock.js'
+import { segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
+import { encodeSuperblock, superblockOffset } from '../src/format/superblock.js'
 import { DaxKVError, ErrorCode, open, type DaxKV, type OpenOptions } from '../src/index.js'
 import { checkpointPath } from '../src/platform/checkpoint-file.js'
 import { native } from '../src/platform/native.js'
+import { batchesOf, patch, recordCheckpointDigest, superblockOf } from './daxfile-surgery.js'
 import { entries, tempDir } from './helpers.js'
 
 const OPTIONS: OpenOptions = { size: '1MiB', segmentSize: '64KiB', valueEncoding: 'utf8', backgroundCompaction: false }
-
-function patch(file: string, offset: number, bytes: Uint8Array): void {
-  const fd = fs.openSync(file, 'r+')
-  try {
-    fs.writeSync(fd, bytes, 0, bytes.length, offset)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
-function superblockOf(file: string, slot: 0 | 1 = 0): Superblock {
-  const check = decodeSuperblock(fs.readFileSync(file).subarray(superblockOffset(slot), superblockOffset(slot) + SUPERBLOCK_BYTES), native.crc32c)
-  if (!check.ok) throw new Error(`test setup: superblock copy ${slot} of ${file} is invalid (${check.detail})`)
-  return check.superblock
-}
-
-/** The valid batches of segment `index`, found with the format layer's own check. */
-function batchesOf(file: string, index: number): { offset: number; length: number; seq: number }[] {
-  const image = fs.readFileSync(file)
-  const sb = superblockOf(file)
-  const header = decodeSegmentHeader(image.subarray(segmentHeaderOffset(index, sb.segmentBytes)), sb.fileId, index, native.crc32c)
-  if (header === undefined) return []
-  const out: { offset: number; length: number; seq: number }[] = []
-  let at = segmentDataOffset(index, sb.segmentBytes)
-  for (let seq = header.firstBatchSeq; ; seq++) {
-    const check = checkBatch(image.subarray(at, segmentEndOffset(index, sb.segmentBytes)), seq, native.crc32c)
-    if (!check.ok) return out
-    out.push({ offset: at, length: check.length, seq })
-    at += check.length
-  }
-}
 
 async function openFails(file: string, code: string, options: OpenOptions = OPTIONS): Promise<DaxKVError> {
   let db: DaxKV | undefined
@@ -203,7 +172,7 @@ describe('the index checkpoint', () => {
       const forged = { ...decoded.checkpoint, index: { entries: entriesOf, size: what === 'no empty slot' ? 40 : decoded.checkpoint.index.size } }
       const bytes = encodeCheckpoint(forged, native.crc32c)
       fs.writeFileSync(checkpointPath(file), bytes)
-      recordDigest(file, checkpointDigest(bytes))
+      recordCheckpointDigest(file, checkpointDigest(bytes))
       const db = await open<string>(file, OPTIONS)
       expect(db.recovery.source, what).toBe('log')
       expect(db.recovery.checkpointRejected, what).toMatch(reason)
@@ -231,8 +200,3 @@ describe('the index checkpoint', () => {
     }
   })
 })
-
-/** Writes `digest` into both superblock copies, as the writer records a checkpoint it wrote. */
-function recordDigest(file: string, digest: Uint8Array): void {
-  for (const slot of [0, 1] as const) patch(file, superblockOffset(slot), encodeSuperblock({ ...superblockOf(file, slot), checkpointDigest: digest }, native.crc32c))
-}

@@ -9,11 +9,11 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { DaxKVError, ErrorCode, open, type DaxKV, type OpenOptions, type ValueEncoding } from '../src/index.js'
-import { checkBatch } from '../src/format/batch.js'
 import { SEGMENT_HEADER_BYTES, SUPERBLOCK_BYTES, SUPERBLOCK_SLOT_BYTES } from '../src/format/constants.js'
-import { decodeSegmentHeader, segmentDataOffset, segmentHeaderOffset } from '../src/format/segment.js'
-import { decodeSuperblock, encodeSuperblock, type Superblock } from '../src/format/superblock.js'
+import { segmentHeaderOffset } from '../src/format/segment.js'
+import { decodeSuperblock, encodeSuperblock } from '../src/format/superblock.js'
 import { native } from '../src/platform/native.js'
+import { batchesOf, patch, superblockOf } from './daxfile-surgery.js'
 import { below, caught, expectCode, random, randomBytes, rejection, seedNote, SEED, tempDir } from './helpers.js'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
@@ -21,45 +21,6 @@ const DIST = path.join(ROOT, 'dist', 'index.js')
 
 function fresh(parent = os.tmpdir()): string {
   return path.join(tempDir(parent), 'db.dax')
-}
-
-function superblockOf(file: string): Superblock {
-  const check = decodeSuperblock(fs.readFileSync(file).subarray(0, SUPERBLOCK_BYTES), native.crc32c)
-  if (!check.ok) throw new Error(`test setup: ${file} has no valid first superblock copy (${check.detail})`)
-  return check.superblock
-}
-
-/** Rewrites bytes of a closed daxfile, as a disk or a careless tool would. */
-function patch(file: string, offset: number, bytes: Uint8Array): void {
-  const fd = fs.openSync(file, 'r+')
-  try {
-    fs.writeSync(fd, bytes, 0, bytes.length, offset)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
-interface BatchAt {
-  readonly offset: number
-  readonly length: number
-  readonly seq: number
-}
-
-/** The valid batches of segment `index` of a closed daxfile, found with the format layer's own check. */
-function batchesOf(file: string, index: number): BatchAt[] {
-  const image = fs.readFileSync(file)
-  const sb = superblockOf(file)
-  const header = decodeSegmentHeader(image.subarray(segmentHeaderOffset(index, sb.segmentBytes)), sb.fileId, index, native.crc32c)
-  if (header === undefined) return []
-  const out: BatchAt[] = []
-  let at = segmentDataOffset(index, sb.segmentBytes)
-  const end = (index + 1) * sb.segmentBytes
-  for (let seq = header.firstBatchSeq; ; seq++) {
-    const check = checkBatch(image.subarray(at, end), seq, native.crc32c)
-    if (!check.ok) return out
-    out.push({ offset: at, length: check.length, seq })
-    at += check.length
-  }
 }
 
 /** A closed 1 MiB daxfile with 64 KiB segments whose first `segments` segments hold acknowledged data. */
