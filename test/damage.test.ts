@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest'
 import { checkpointDigest } from '../src/engine/checkpoint.js'
 import { FORMAT_VERSION, FORMAT_VERSION_V1, SEGMENT_HEADER_BYTES, SUPERBLOCK_BYTES } from '../src/format/constants.js'
 import { decodeCheckpoint, encodeCheckpoint } from '../src/format/checkpoint.js'
-import { segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
+import { SEGMENT_FREE_MARK, segmentEndOffset, segmentHeaderOffset } from '../src/format/segment.js'
 import { encodeSuperblock, superblockOffset } from '../src/format/superblock.js'
 import { DaxKVError, ErrorCode, open, type DaxKV, type OpenOptions } from '../src/index.js'
 import { checkpointPath } from '../src/platform/checkpoint-file.js'
@@ -136,6 +136,22 @@ describe('headers and unused bytes', () => {
 })
 
 describe('the index checkpoint', () => {
+  it('a sealed segment holding live records, zeroed whole or given a free mark after a clean close, is DAXKV_CORRUPTION', async () => {
+    for (const damage of ['zeroed', 'free mark'] as const) {
+      const { file } = await storeOf(1000)
+      expect(batchesOf(file, 1).length, 'the store should fill segment 1').toBeGreaterThan(100)
+      const start = segmentHeaderOffset(1, 64 * 1024)
+      if (damage === 'zeroed') patch(file, start, Buffer.alloc(segmentEndOffset(1, 64 * 1024) - start))
+      else {
+        const mark = Buffer.alloc(8)
+        mark.writeDoubleLE(SEGMENT_FREE_MARK)
+        patch(file, start, mark)
+      }
+      const error = await openFails(file, ErrorCode.CORRUPTION)
+      expect(error.message, damage).toContain('segment 1 held live records at the checkpoint')
+    }
+  })
+
   it('a log rolled back under the checkpoint it recorded is DAXKV_CORRUPTION, not a silent replay', async () => {
     const { file } = await storeOf(50)
     const older = fs.readFileSync(file)

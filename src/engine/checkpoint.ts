@@ -78,6 +78,8 @@ export interface CheckpointStart {
   readonly tables: { readonly index: KeyIndex; readonly tombstones: KeyIndex }
   /** Segments in use at the checkpoint with the same header now. */
   readonly unchanged: readonly boolean[]
+  /** Segments that held a live put at the checkpoint: they cannot be freed without a batch being written. */
+  readonly heldPuts: readonly boolean[]
 }
 
 /**
@@ -139,7 +141,7 @@ export function checkpointStart(
       index.removeWhere(inChanged)
       tombstones.removeWhere(inChanged)
     }
-    return { checkpoint: c, tables: { index, tombstones }, unchanged }
+    return { checkpoint: c, tables: { index, tombstones }, unchanged, heldPuts: segmentsHoldingPuts(c) }
   } catch (error) {
     return (error as Error).message
   }
@@ -201,6 +203,14 @@ function checkTables(c: Checkpoint, inUse: readonly boolean[]): string | undefin
   return undefined
 }
 
+/** Which segments the checkpoint's index table points into (checkTables has checked every location). */
+function segmentsHoldingPuts(c: Checkpoint): boolean[] {
+  const held: boolean[] = []
+  const entries = c.index.entries
+  for (let i = 0; i < entries.length; i += 2) if (entries[i] !== -1) held[Math.floor(entries[i]! / c.segmentBytes)] = true
+  return held
+}
+
 /**
  * C3: why the validated log is not the checkpoint's log plus what was
  * appended after it, or undefined when it is: every segment sealed at the
@@ -214,6 +224,14 @@ export function continuesCheckpoint(log: RecoveryResult, start: CheckpointStart)
   const c = start.checkpoint
   if (log.nextBatchSeq < c.nextBatchSeq || log.nextSegmentSeq < c.nextSegmentSeq) {
     return `the log ends at batch ${log.nextBatchSeq - 1}, before the checkpoint's batch ${c.nextBatchSeq - 1}`
+  }
+  // A segment that held a live put at the checkpoint is only freed or
+  // reused once that put was overwritten, deleted or copied: each writes a
+  // batch. With none written since, it must still be the one recorded.
+  if (log.nextBatchSeq === c.nextBatchSeq) {
+    for (const [i, held] of start.heldPuts.entries()) {
+      if (held === true && start.unchanged[i] !== true) return `segment ${i} held live records at the checkpoint and no longer holds them, yet no batch was written since`
+    }
   }
   for (const s of log.segments) {
     if (s.header === undefined) continue
