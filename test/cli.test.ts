@@ -89,12 +89,15 @@ describe('daxkv CLI', () => {
     expect(daxkv('no-such-command').status).toBe(2)
   })
 
-  it('crash-test runs both campaigns and prints a summary with its seed', () => {
-    const r = daxkv('crash-test', '--dir', path.join(dir, 'crash'), '--ops', '20', '--rounds', '3', '--seed', '11')
+  it('crash-test runs the three campaigns and prints a summary with its seed', () => {
+    const r = daxkv('crash-test', '--dir', path.join(dir, 'crash'), '--ops', '20', '--rounds', '3', '--corrupt', '40', '--seed', '11')
     expect(r.status, r.stdout + r.stderr).toBe(0)
     expect(r.stdout).toContain('daxkv crash-test summary')
     expect(r.stdout).toMatch(/^ {2}crash images checked: +[1-9]\d* \([1-9]\d* as real files in msync mode\)$/m)
     expect(r.stdout).toMatch(/^ {2}kill rounds: +3$/m)
+    expect(r.stdout).toMatch(/^ {2}corrupt files: +40$/m)
+    expect(r.stdout).toMatch(/^ {2}corrupt files: 40 damaged files \(small \d+, .*\): \d+ refused, .*, 0 violations, /m)
+    expect(r.stdout).toMatch(/^ {4}(flip|zero|index|truncate|extend|older|segments|foreign)[^\n]* \d+ (refused|intact|torn tail)/m)
     expect(r.stdout).toMatch(/^ {2}violations: +0$/m)
     expect(r.stdout).toMatch(/^ {2}seed: +11$/m)
     expect(r.stderr).toContain('100%')
@@ -105,7 +108,7 @@ describe('daxkv CLI', () => {
   it('crash-test on a path that is a file says so in one line and exits 2', () => {
     const notDir = path.join(dir, 'a-file')
     fs.writeFileSync(notDir, 'x')
-    const r = daxkv('crash-test', '--dir', notDir, '--ops', '5', '--rounds', '0')
+    const r = daxkv('crash-test', '--dir', notDir, '--ops', '5', '--rounds', '0', '--corrupt', '0')
     expect(r.status).toBe(2)
     expect(r.stderr.trim()).toBe(`daxkv: --dir ${notDir} is not a directory`)
   })

@@ -4,6 +4,8 @@ import type { Command } from 'commander'
 import { open } from '../open.js'
 import { runPowerFailureCampaign, type PowerFailureResult } from '../crash/power-failure.js'
 import { runKillCampaign, type KillCampaignResult } from '../crash/process-kill.js'
+import { runCorruptCampaign, type CorruptCampaignResult } from '../crash/corrupt/campaign.js'
+import type { Outcome } from '../crash/corrupt/judge.js'
 import { FILE_BYTES_MIN } from '../format/constants.js'
 import type { ModeRequest } from '../platform/daxfile.js'
 import type { SimulatedGranularity } from '../platform/simulated-domain.js'
@@ -17,20 +19,22 @@ import { count } from './words.js'
 export function addCrashTestCommand(cli: Command): void {
   cli
     .command('crash-test')
-    .description('run the simulated power-failure and process-kill campaigns on this machine')
+    .description('run the simulated power-failure, process-kill and corrupt-file campaigns on this machine')
     .requiredOption('--dir <dir>', 'directory for crash images and the kill campaign (use the filesystem you want to test)')
-    .option('--ops <n>', 'workload steps of each power-failure campaign', wholeNumber(1), 200)
+    .option('--ops <n>', 'workload steps of each power-failure campaign (0 skips it)', wholeNumber(0), 200)
     .option('--seed <seed>', 'replay a run from its seed (default: random, printed)', wholeNumber(0, 0xffff_ffff))
     .option('--images <n>', 'random crash images per crash point when there are too many to enumerate', wholeNumber(0, 1000), 6)
     .addOption(modeOption('mode for opening real files and for the kill campaign').default('msync'))
     .option('--rounds <n>', 'rounds of the process-kill campaign (0 skips it)', wholeNumber(0), 20)
-    .action(async (options: { dir: string; ops: number; seed?: number; images: number; mode: ModeRequest; rounds: number }) => {
+    .option('--corrupt <n>', 'damaged files opened by the corrupt-file campaign (0 skips it)', wholeNumber(0), 500)
+    .action(async (options: { dir: string; ops: number; seed?: number; images: number; mode: ModeRequest; rounds: number; corrupt: number }) => {
       const seed = options.seed ?? randomSeed()
       const dir = path.resolve(options.dir)
       if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UsageError(`--dir ${options.dir} is not a directory`)
       console.error(`daxkv crash-test: seed ${seed} (replay with --seed ${seed}), in ${dir}`)
       const bar = new ProgressBar(process.stderr)
-      const report = await runCrashTest({ dir, ops: options.ops, seed, images: options.images, mode: options.mode, rounds: options.rounds }, (fraction, label) =>
+      const { ops, images, mode, rounds, corrupt } = options
+      const report = await runCrashTest({ dir, ops, seed, images, mode, rounds, corrupt }, (fraction, label) =>
         bar.update(fraction, label),
       )
       bar.done()
@@ -51,6 +55,8 @@ export interface CrashTestOptions {
   readonly mode: ModeRequest
   /** Rounds of the process-kill campaign (0 skips it). */
   readonly rounds: number
+  /** Damaged files the corrupt-file campaign opens (0 skips it). */
+  readonly corrupt: number
 }
 
 /** One violation of any campaign, ready to print. */
@@ -68,6 +74,7 @@ export interface CrashTestReport {
   /** Crash images written as real files and opened with open(), per granularity. */
   readonly realFiles: Record<SimulatedGranularity, number>
   kill: KillCampaignResult | undefined
+  corrupt: CorruptCampaignResult | undefined
   readonly violations: ReportedViolation[]
   durationMs: number
 }
@@ -101,7 +108,7 @@ const GRANULARITIES: readonly { granularity: SimulatedGranularity; label: string
  */
 export async function runCrashTest(options: CrashTestOptions, progress: (fraction: number, label: string) => void): Promise<CrashTestReport> {
   const started = performance.now()
-  const { dir, ops, seed, images, mode, rounds } = options
+  const { dir, ops, seed, images, mode, rounds, corrupt } = options
   fs.mkdirSync(dir, { recursive: true })
   await checkModeAvailable(dir, mode)
   const report: CrashTestReport = {
@@ -109,18 +116,19 @@ export async function runCrashTest(options: CrashTestOptions, progress: (fractio
     powerFailure: [],
     realFiles: { 'cache-line': 0, page: 0 },
     kill: undefined,
+    corrupt: undefined,
     violations: [],
     durationMs: 0,
   }
   // Rough relative costs per step and per round, measured, so the bar moves evenly.
-  const weights = [ops * 8, ops * 1, rounds * 12]
+  const weights = [ops * 8, ops * 1, rounds * 12, corrupt * 0.1]
   const total = weights.reduce((a, b) => a + b, 0)
   let before = 0
   const phase = (n: number, fraction: number, label: string): void => progress((before + weights[n]! * fraction) / total, label)
 
   const checker = new RealFileChecker()
   try {
-    for (const [n, { granularity, label }] of GRANULARITIES.entries()) {
+    for (const [n, { granularity, label }] of ops > 0 ? GRANULARITIES.entries() : []) {
       let offered = 0
       let stride = 1
       // One working file per granularity, rewritten for each image; a failing image is copied aside.
@@ -191,9 +199,34 @@ export async function runCrashTest(options: CrashTestOptions, progress: (fractio
     // The campaign removes its working files; the directory stays only when it holds kept ones.
     if (fs.readdirSync(killDir).length === 0) fs.rmdirSync(killDir)
   }
+  before = weights[0]! + weights[1]! + weights[2]!
+  if (corrupt > 0) await runCorruptPhase(report, path.join(dir, 'corrupt'), (fraction, label) => phase(3, fraction, label))
   progress(1, 'done')
   report.durationMs = performance.now() - started
   return report
+}
+
+/** The corrupt-file campaign, its violations added to the report; its directory stays only when it keeps violating cases. */
+async function runCorruptPhase(report: CrashTestReport, dir: string, progress: (fraction: number, label: string) => void): Promise<void> {
+  const { seed, corrupt: cases, mode } = report.options
+  const result = await runCorruptCampaign({
+    dir,
+    seed,
+    cases,
+    mode,
+    onProgress: (done, r) => progress(done / cases, `corrupt files: case ${done}/${cases}, ${count(r.violations.length, 'violation')}`),
+  })
+  report.corrupt = result
+  for (const v of result.violations) {
+    report.violations.push({
+      campaign: 'corrupt file',
+      where: v.case < 0 ? `the undamaged ${v.shape} store` : `case ${v.case} (${v.shape} store, ${v.damageClass}): ${v.detail}`,
+      invariant: v.invariant,
+      explanation: v.explanation,
+      kept: v.kept,
+    })
+  }
+  if (fs.readdirSync(dir).length === 0) fs.rmdirSync(dir)
 }
 
 /** Opens one crash image as a real file; undefined when it recovers to an allowed state and verifies. */
@@ -230,8 +263,8 @@ async function checkModeAvailable(dir: string, mode: ModeRequest): Promise<void>
 
 /** The command line that replays a run. */
 export function reproduceCommand(options: CrashTestOptions): string {
-  const { dir, ops, seed, images, mode, rounds } = options
-  return `daxkv crash-test --dir ${shellQuote(dir)} --seed ${seed} --ops ${ops} --images ${images} --mode ${mode} --rounds ${rounds}`
+  const { dir, ops, seed, images, mode, rounds, corrupt } = options
+  return `daxkv crash-test --dir ${shellQuote(dir)} --seed ${seed} --ops ${ops} --images ${images} --mode ${mode} --rounds ${rounds} --corrupt ${corrupt}`
 }
 
 /** The summary printed at the end of a run, with every violation and how to replay it. */
@@ -256,12 +289,14 @@ export function formatReport(report: CrashTestReport): string {
         `${count(k.files, 'daxfile')}, ${count(k.violations.length, 'violation')}, ${seconds(k.durationMs)}`,
     )
   }
+  if (report.corrupt !== undefined) lines.push(...corruptLines(report.corrupt))
   lines.push(
     `  crash points:          ${sum((r) => r.crashPoints)}`,
     `  crash images checked:  ${sum((r) => r.images)} (${report.realFiles['cache-line'] + report.realFiles.page} as real files in ${options.mode} mode)`,
     `  recoveries:            ${sum((r) => r.recoveries)}`,
     `  recovery-crash images: ${sum((r) => r.recoveryCrashImages)}`,
     `  kill rounds:           ${k?.rounds ?? 0}`,
+    `  corrupt files:         ${report.corrupt?.cases ?? 0}`,
     `  violations:            ${report.violations.length}`,
     `  time:                  ${seconds(report.durationMs)}`,
     `  seed:                  ${options.seed}`,
@@ -271,8 +306,37 @@ export function formatReport(report: CrashTestReport): string {
     if (v.kept.length > 0) lines.push(`  kept for inspection: ${v.kept.join(', ')}`)
     lines.push(`  reproduce: ${reproduceCommand(options)}`)
     if (v.campaign.startsWith('process kill')) lines.push('  (the seed replays the workload and the kill delays; where a kill lands also depends on timing)')
+    if (v.campaign === 'corrupt file') lines.push('  (the seed replays every case; the killed and copied stores also depend on timing)')
   }
   return lines.join('\n')
+}
+
+/** Outcomes in the order the summary lists them, with their short names. */
+const OUTCOMES: readonly [Outcome, string][] = [
+  ['refused at open', 'refused'],
+  ['refused after open', 'refused later'],
+  ['opened intact', 'intact'],
+  ['opened, damage reported', 'reported'],
+  ['opened, torn tail cut', 'torn tail'],
+  ['opened, undetectable (documented)', 'undetectable'],
+  ['opened, forged checkpoint believed', 'forged'],
+  ['violation', 'violations'],
+]
+
+/** The corrupt-file campaign's summary: totals, then one row per damage class. */
+function corruptLines(r: CorruptCampaignResult): string[] {
+  const total = (o: Outcome): number => Object.values(r.table).reduce((n, row) => n + (row[o] ?? 0), 0)
+  const shapes = Object.entries(r.casesPerShape).map(([shape, n]) => `${shape} ${n}`).join(', ')
+  const lines = [
+    `  corrupt files: ${count(r.cases, 'damaged file')} (${shapes}): ` + OUTCOMES.map(([o, name]) => `${total(o)} ${name}`).join(', ') + `, ${seconds(r.durationMs)}`,
+  ]
+  for (const skipped of r.basesSkipped) lines.push(`    skipped: ${skipped}`)
+  const width = Math.max(...Object.keys(r.table).map((c) => c.length))
+  for (const [damageClass, row] of Object.entries(r.table).sort(([a], [b]) => a.localeCompare(b))) {
+    const cells = OUTCOMES.flatMap(([o, name]) => (row[o] === undefined ? [] : [`${row[o]} ${name}`]))
+    lines.push(`    ${damageClass.padEnd(width)}  ${cells.join(', ')}`)
+  }
+  return lines
 }
 
 function seconds(ms: number): string {
