@@ -306,12 +306,12 @@ export class DaxKV<V = any> {
     } catch (cause) {
       if (cause instanceof DaxKVError) throw cause
       const key = JSON.stringify(keyFromBytes(bytes, this.#keyEncoding)).slice(0, 80)
-      throw new DaxKVError(
-        ErrorCode.ENCODING,
-        `the value of key ${key} does not decode as ${this.#codec.name} (${String(cause)}); ` +
-          `was it written with another valueEncoding? Open the store with the encoding it was written with`,
-        { cause },
-      )
+      // With the recorded encoding in use, only a raw view can have stored such bytes.
+      const hint =
+        this.#encodings.recordedValue === this.#codec.name
+          ? `the daxfile records ${this.#codec.name}, so these bytes were stored through a raw view (valueEncoding 'binary'); read them with one, or overwrite or delete the key`
+          : `was it written with another valueEncoding? Open the store with the encoding it was written with`
+      throw new DaxKVError(ErrorCode.ENCODING, `the value of key ${key} does not decode as ${this.#codec.name} (${String(cause)}); ${hint}`, { cause })
     }
     if (this.#cache !== undefined && value !== undefined) this.#cache.set(bytes, value === null ? CACHED_NULL : (value as object))
     return value
