@@ -12,11 +12,12 @@ import type { RecoveryReport } from './engine/recovery.js'
 import type { Bound } from './engine/sorted-keys.js'
 import type { VerifyReport } from './engine/verify.js'
 import { DaxKVError, ErrorCode } from './errors.js'
-import { keyFromBytes, keyToBytes, keyToBytesForWrite, valueCodec, type Key, type KeyEncoding, type ValueCodec } from './encoding.js'
+import { keyFromBytes, keyToBytes, valueCodec, type Key, type KeyEncoding, type ValueCodec } from './encoding.js'
 import type { EncodedOp } from './format/batch.js'
 import { checkpointIntervalOf, maxFileBytesOf, type OpenOptions } from './options.js'
 import type { OpenedFile } from './platform/daxfile.js'
 import type { DomainKind } from './platform/domain.js'
+import type { Encodings } from './recorded-encodings.js'
 import { statsOf, type Stats } from './stats.js'
 import { WriteEncoder, copyValue, type BatchOperation } from './write-encoder.js'
 
@@ -59,6 +60,7 @@ export class DaxKV<V = any> {
   readonly #file: OpenedFile | undefined
   readonly #codec: ValueCodec
   readonly #keyEncoding: KeyEncoding
+  readonly #encodings: Encodings
   readonly #cache: LRUCache<string, object | symbol> | undefined
   readonly #queue: CommitQueue
   readonly #ops: WriteEncoder<V>
@@ -72,16 +74,17 @@ export class DaxKV<V = any> {
   #closing: Promise<void> | undefined
 
   /** @internal Use {@link open}. */
-  constructor(store: LogStore, file: OpenedFile | undefined, path: string, options: OpenOptions) {
+  constructor(store: LogStore, file: OpenedFile | undefined, path: string, options: OpenOptions, encodings: Encodings) {
     this.path = path
     this.#store = store
     this.#index = store.index
     this.#reader = store.reader
     this.#file = file
     this.#maxFileBytes = maxFileBytesOf(options)
-    this.#codec = valueCodec(options.valueEncoding ?? 'msgpack')
-    this.#keyEncoding = options.keyEncoding ?? 'utf8'
-    this.#ops = new WriteEncoder<V>(this.#codec, this.#keyEncoding, store.writer.maxBatchBytes)
+    this.#encodings = encodings
+    this.#codec = valueCodec(encodings.value)
+    this.#keyEncoding = encodings.key
+    this.#ops = new WriteEncoder<V>(this.#codec, encodings.keyForWrites, store.writer.maxBatchBytes)
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_ENTRIES
     this.#cache = this.#codec.cacheable && cacheSize > 0 ? new LRUCache<string, object | symbol>({ max: cacheSize }) : undefined
     this.#background = new BackgroundJobs(
@@ -198,6 +201,7 @@ export class DaxKV<V = any> {
       cache: { entries: this.#cache?.size ?? 0, hits: this.#cacheHits, misses: this.#cacheMisses },
       statxDax: this.#file?.statxDax ?? null,
       blockMapProblems: this.#blockMap,
+      encodings: this.#encodings,
     })
   }
 
@@ -302,12 +306,12 @@ export class DaxKV<V = any> {
     } catch (cause) {
       if (cause instanceof DaxKVError) throw cause
       const key = JSON.stringify(keyFromBytes(bytes, this.#keyEncoding)).slice(0, 80)
-      throw new DaxKVError(
-        ErrorCode.ENCODING,
-        `the value of key ${key} does not decode as ${this.#codec.name} (${String(cause)}); ` +
-          `was it written with another valueEncoding? Open the store with the encoding it was written with`,
-        { cause },
-      )
+      // With the recorded encoding in use, only a raw view can have stored such bytes.
+      const hint =
+        this.#encodings.recordedValue === this.#codec.name
+          ? `the daxfile records ${this.#codec.name}, so these bytes were stored through a raw view (valueEncoding 'binary'); read them with one, or overwrite or delete the key`
+          : `was it written with another valueEncoding? Open the store with the encoding it was written with`
+      throw new DaxKVError(ErrorCode.ENCODING, `the value of key ${key} does not decode as ${this.#codec.name} (${String(cause)}); ${hint}`, { cause })
     }
     if (this.#cache !== undefined && value !== undefined) this.#cache.set(bytes, value === null ? CACHED_NULL : (value as object))
     return value

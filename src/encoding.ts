@@ -8,6 +8,11 @@ export type ValueEncoding = 'msgpack' | 'json' | 'utf8' | 'binary'
 /** How keys are given and returned: strings (stored as UTF-8) or byte arrays. */
 export type KeyEncoding = 'utf8' | 'binary'
 
+/** The value encoding of a new store when the options name none, and of a store that records none. */
+export const DEFAULT_VALUE_ENCODING: ValueEncoding = 'msgpack'
+/** The key encoding of a new store when the options name none, and of a store that records none. */
+export const DEFAULT_KEY_ENCODING: KeyEncoding = 'utf8'
+
 /** A key as callers give it. */
 export type Key = string | Uint8Array
 
@@ -51,7 +56,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export function keyToBytesForWrite(key: unknown, encoding: KeyEncoding): string {
   if (encoding === 'utf8' && key instanceof Uint8Array && !isUtf8(key)) {
-    throw new TypeError("with keyEncoding 'utf8' a Uint8Array key must be valid UTF-8; open the store with keyEncoding 'binary' for arbitrary bytes")
+    throw new TypeError("with keyEncoding 'utf8' a Uint8Array key must be valid UTF-8; a store created with keyEncoding 'binary' takes arbitrary bytes")
   }
   return keyToBytes(key)
 }

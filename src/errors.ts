@@ -24,7 +24,11 @@ export const ErrorCode = {
   KEY_TOO_LARGE: 'DAXKV_KEY_TOO_LARGE',
   /** A value (or a whole batch) does not fit in one segment. */
   VALUE_TOO_LARGE: 'DAXKV_VALUE_TOO_LARGE',
-  /** A value cannot be encoded with the configured value encoding. */
+  /**
+   * A value cannot be encoded with the value encoding, or a stored value does not decode with it;
+   * or an open asks for another encoding than the daxfile records (or the file records one this
+   * daxkv does not know), refused before anything is written.
+   */
   ENCODING: 'DAXKV_ENCODING',
   /** The requested durability mode is not available on this file (e.g. `mode: 'dax'` on a non-DAX filesystem). */
   MODE_UNAVAILABLE: 'DAXKV_MODE_UNAVAILABLE',

@@ -1,4 +1,4 @@
-import { valueCodec, type KeyEncoding, type ValueEncoding } from './encoding.js'
+import { DEFAULT_VALUE_ENCODING, valueCodec, type KeyEncoding, type ValueEncoding } from './encoding.js'
 import type { LogStoreOptions } from './engine/log-store.js'
 import { chooseGeometry, type Geometry } from './engine/superblock-io.js'
 import { FILE_BYTES_MAX } from './format/constants.js'
@@ -11,9 +11,21 @@ export interface OpenOptions {
   size?: number | string
   /** Create the daxfile if it does not exist. Default `true`. */
   create?: boolean
-  /** Value encoding: `'msgpack'` (default), `'json'`, `'utf8'` (strings) or `'binary'` (Uint8Array). */
+  /**
+   * Value encoding: `'msgpack'`, `'json'`, `'utf8'` (strings) or `'binary'` (Uint8Array). A new
+   * daxfile records it (default `'msgpack'`). An existing one is opened with the encoding it
+   * records when this is omitted, and refused with DAXKV_ENCODING when this names another, except
+   * `'binary'`: a raw view, whose reads return the stored bytes and whose writes store the bytes
+   * given as they are. A daxfile that records none (created before daxkv recorded encodings) opens
+   * with this, default `'msgpack'`.
+   */
   valueEncoding?: ValueEncoding
-  /** Key encoding: `'utf8'` (default; keys are returned as strings) or `'binary'` (returned as Buffers). Both accept strings and Uint8Arrays. */
+  /**
+   * Key encoding: `'utf8'` (keys are returned as strings) or `'binary'` (returned as Buffers). Both
+   * accept strings and Uint8Arrays. Recorded like `valueEncoding` (default `'utf8'`): `'binary'`
+   * opens a `'utf8'` store (keys written through it must still be UTF-8), `'utf8'` is refused on a
+   * `'binary'` store.
+   */
   keyEncoding?: KeyEncoding
   /** Decoded values kept in an LRU cache, in entries; `0` disables it. Default 10 000. Cached values are shared: treat what `get` returns as read-only. */
   cacheSize?: number
@@ -86,7 +98,7 @@ export function checkOptions(options: OpenOptions): void {
   if (options.keyEncoding !== undefined && options.keyEncoding !== 'utf8' && options.keyEncoding !== 'binary') {
     throw new TypeError(`unknown keyEncoding ${JSON.stringify(options.keyEncoding)}: use 'utf8' or 'binary'`)
   }
-  valueCodec(options.valueEncoding ?? 'msgpack')
+  valueCodec(options.valueEncoding ?? DEFAULT_VALUE_ENCODING)
   if (options.checkpointInterval !== undefined) parseSize(options.checkpointInterval, 'checkpointInterval')
   modeFrom(options)
   maxFileBytesOf(options)

@@ -1,8 +1,10 @@
+import type { KeyEncoding, ValueEncoding } from './encoding.js'
 import type { LogStore } from './engine/log-store.js'
 import type { RecoveryReport } from './engine/recovery.js'
 import type { DomainKind, PersistenceDomain } from './platform/domain.js'
 import { MappedDomain } from './platform/mapped-domain.js'
 import { native } from './platform/native.js'
+import type { Encodings } from './recorded-encodings.js'
 
 /** What {@link DaxKV.stats} reports. */
 export interface Stats {
@@ -59,6 +61,17 @@ export interface Stats {
    * file. Empty when all is well, or on a filesystem without FIEMAP.
    */
   readonly blockMapProblems: readonly string[]
+  /**
+   * The value and key encodings in use, and those the daxfile records (null when it records none:
+   * created before daxkv recorded them). In use and recorded differ only in a raw view (`'binary'`
+   * on a store created with another encoding) or when nothing is recorded.
+   */
+  readonly encodings: {
+    readonly value: ValueEncoding
+    readonly key: KeyEncoding
+    readonly recordedValue: ValueEncoding | null
+    readonly recordedKey: KeyEncoding | null
+  }
   readonly recovery: RecoveryReport
 }
 
@@ -72,6 +85,7 @@ export interface StatsSources {
   readonly cache: Stats['cache']
   readonly statxDax: boolean | null
   readonly blockMapProblems: readonly string[]
+  readonly encodings: Encodings
 }
 
 /** The figures of {@link Stats}, gathered from the engine and the platform. */
@@ -110,6 +124,12 @@ export function statsOf(sources: StatsSources): Stats {
     crc32c: native.crc32cImplementation,
     statxDax: sources.statxDax,
     blockMapProblems: sources.blockMapProblems,
+    encodings: {
+      value: sources.encodings.value,
+      key: sources.encodings.key,
+      recordedValue: sources.encodings.recordedValue ?? null,
+      recordedKey: sources.encodings.recordedKey ?? null,
+    },
     recovery: store.recovery,
   }
 }

@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { recordEncodingCodes } from './daxfile-surgery.js'
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const cli = path.join(root, 'dist', 'cli.js')
@@ -66,6 +67,27 @@ describe('daxkv CLI', () => {
     const verify = daxkv('verify', mixed, '--encoding', 'msgpack')
     expect(verify.status).toBe(1)
     expect(verify.stderr).toMatch(/the value of key "note" does not decode as msgpack/)
+  })
+
+  it('get and scan show values with the encoding the file records, and info prints the recorded encodings', () => {
+    const utf8 = path.join(dir, 'utf8.dax')
+    expect(daxkv('put', utf8, 'note', '\u00c1 text', '--encoding', 'utf8', '--create', '--size', '1MiB').status).toBe(0)
+    expect(daxkv('put', utf8, 'more', 'plain words').status).toBe(0)
+    expect(daxkv('get', utf8, 'note').stdout).toBe('\u00c1 text\n')
+    expect(daxkv('scan', utf8, '--json').stdout).toBe('{"key":"more","value":"plain words"}\n{"key":"note","value":"\u00c1 text"}\n')
+    const info = daxkv('info', utf8)
+    expect(info.stdout).toMatch(/^value encoding: utf8 \(recorded\)$/m)
+    expect(info.stdout).toMatch(/^key encoding: +utf8 \(recorded\)$/m)
+    expect(JSON.parse(daxkv('info', utf8, '--json').stdout)).toMatchObject({ encodings: { recordedValue: 'utf8', recordedKey: 'utf8' } })
+    // A value of another encoding is the user's explicit choice, with a warning.
+    const other = daxkv('put', utf8, 'n', '42', '--encoding', 'json')
+    expect(other.status).toBe(0)
+    expect(other.stderr).toContain('warning: ')
+    expect(other.stderr).toContain('records utf8 values; this one is stored as json')
+
+    recordEncodingCodes(utf8, 0, 0)
+    expect(daxkv('info', utf8).stdout).toMatch(/^value encoding: not recorded \(an older daxfile; open\(\) uses msgpack unless told otherwise\)$/m)
+    expect(daxkv('get', utf8, 'more', '--encoding', 'utf8').stdout).toBe('plain words\n')
   })
 
   it('reports library errors as one line and exit code 1', () => {

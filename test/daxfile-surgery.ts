@@ -58,3 +58,14 @@ export function batchesOf(file: string, index: number): BatchAt[] {
 export function recordCheckpointDigest(file: string, digest: Uint8Array): void {
   for (const slot of [0, 1] as const) patch(file, superblockOffset(slot), encodeSuperblock({ ...superblockOf(file, slot), checkpointDigest: digest }, native.crc32c))
 }
+
+/**
+ * Writes the value and key encoding codes into both superblock copies,
+ * sealed with a valid checksum: codes 0 make the file one created before
+ * daxkv recorded encodings, others what a newer daxkv might record.
+ */
+export function recordEncodingCodes(file: string, valueEncodingCode: number, keyEncodingCode: number): void {
+  for (const slot of [0, 1] as const) {
+    patch(file, superblockOffset(slot), encodeSuperblock({ ...superblockOf(file, slot), valueEncodingCode, keyEncodingCode }, native.crc32c))
+  }
+}

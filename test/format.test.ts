@@ -29,7 +29,15 @@ import {
   segmentHeaderOffset,
   type SegmentHeader,
 } from '../src/format/segment.js'
-import { SUPERBLOCK_FLAG_RELAXED, decodeSuperblock, encodeSuperblock, superblockOffset, type Superblock } from '../src/format/superblock.js'
+import {
+  KEY_ENCODING_CODES,
+  SUPERBLOCK_FLAG_RELAXED,
+  VALUE_ENCODING_CODES,
+  decodeSuperblock,
+  encodeSuperblock,
+  superblockOffset,
+  type Superblock,
+} from '../src/format/superblock.js'
 import { readU64, writeU64 } from '../src/format/u64.js'
 import { native } from '../src/platform/native.js'
 import { parseSize } from '../src/size.js'
@@ -50,6 +58,9 @@ const superblockArb: fc.Arbitrary<Superblock> = fc
     flags: fc.constantFrom(0, SUPERBLOCK_FLAG_RELAXED),
     usedFraction: fc.double({ min: 0, max: 1, noNaN: true }),
     checkpointDigest: fc.uint8Array({ minLength: 16, maxLength: 16 }),
+    // Any byte decodes: the public layer judges the codes (recorded-encodings.ts).
+    valueEncodingCode: fc.integer({ min: 0, max: 255 }),
+    keyEncodingCode: fc.integer({ min: 0, max: 255 }),
   })
   .map(({ segmentShift, countFraction, usedFraction, ...rest }) => {
     const segmentBytes = 2 ** segmentShift
@@ -70,6 +81,8 @@ const SAMPLE_SUPERBLOCK: Superblock = {
   flags: 0,
   segmentsUsed: 3,
   checkpointDigest: new Uint8Array(16).fill(0xab),
+  valueEncodingCode: VALUE_ENCODING_CODES.indexOf('utf8'),
+  keyEncodingCode: KEY_ENCODING_CODES.indexOf('binary'),
 }
 
 /** Re-seals a superblock copy after a deliberate field change, so only that change is judged. */
@@ -128,11 +141,31 @@ describe('superblock', () => {
     buf.writeUInt32LE(native.crc32c(buf, 0, 60), 60)
     expect(decodeSuperblock(buf, native.crc32c)).toEqual({
       ok: true,
-      superblock: { ...SAMPLE_SUPERBLOCK, formatVersion: FORMAT_VERSION_V1, flags: 0, segmentsUsed: 0, checkpointDigest: new Uint8Array(16) },
+      superblock: {
+        ...SAMPLE_SUPERBLOCK,
+        formatVersion: FORMAT_VERSION_V1,
+        flags: 0,
+        segmentsUsed: 0,
+        checkpointDigest: new Uint8Array(16),
+        valueEncodingCode: 0,
+        keyEncodingCode: 0,
+      },
     })
     // Whatever a format 1 copy holds past byte 64 is not part of it.
     buf.fill(0x5a, 64)
     expect(decodeSuperblock(buf, native.crc32c).ok).toBe(true)
+  })
+
+  it('records the value and key encoding codes in bytes 80 and 81; zeros there (every file from before) read as "not recorded"', () => {
+    const buf = encodeSuperblock(SAMPLE_SUPERBLOCK, native.crc32c)
+    expect([buf[80], buf[81]]).toEqual([3, 2])
+    expect(VALUE_ENCODING_CODES).toEqual([undefined, 'msgpack', 'json', 'utf8', 'binary'])
+    expect(KEY_ENCODING_CODES).toEqual([undefined, 'utf8', 'binary'])
+    expect(buf.subarray(82, 124).every((b) => b === 0)).toBe(true)
+    buf[80] = 0
+    buf[81] = 0
+    const check = decodeSuperblock(resealSuperblock(buf), native.crc32c)
+    expect(check.ok && [check.superblock.valueEncodingCode, check.superblock.keyEncodingCode]).toEqual([0, 0])
   })
 
   it('rejects a correctly sealed copy of another format version for reason "version"', () => {

@@ -11,6 +11,6 @@ export function addDelCommand(cli: Command): void {
     .argument('<key>')
     .addOption(modeOption())
     .action(async (file: string, key: string, options: FileOptions) => {
-      await withFile(file, options, (db) => db.del(key))
+      await withFile(file, options, (f) => f.db.del(key))
     })
 }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import type { ValueEncoding } from '../encoding.js'
 import { withFile } from './files.js'
 import { READ_ENCODINGS, encodingOption, modeOption, type FileOptions } from './options.js'
 import { readValue, showValue } from './values.js'
@@ -13,13 +12,13 @@ export function addGetCommand(cli: Command): void {
     .argument('<key>')
     .addOption(encodingOption(READ_ENCODINGS))
     .addOption(modeOption())
-    .action(async (file: string, key: string, options: FileOptions & { encoding: ValueEncoding }) => {
-      const value = await withFile(file, options, (db) => (db.has(key) ? { value: readValue(db, key, options.encoding) } : undefined))
-      if (value === undefined) {
+    .action(async (file: string, key: string, options: FileOptions) => {
+      const found = await withFile(file, options, (f) => (f.db.has(key) ? { value: readValue(f, key), encoding: f.encoding } : undefined))
+      if (found === undefined) {
         console.error(`daxkv: no key ${JSON.stringify(key)} in ${file}`)
         process.exitCode = 1
         return
       }
-      console.log(showValue(value.value, options.encoding, true))
+      console.log(showValue(found.value, found.encoding, true))
     })
 }

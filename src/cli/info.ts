@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { DEFAULT_KEY_ENCODING, DEFAULT_VALUE_ENCODING } from '../encoding.js'
 import type { Stats } from '../stats.js'
 import { withFile } from './files.js'
 import { modeOption, type FileOptions } from './options.js'
@@ -13,7 +14,7 @@ export function addInfoCommand(cli: Command): void {
     .option('--json', 'print the statistics as JSON')
     .addOption(modeOption())
     .action(async (file: string, options: FileOptions & { json?: boolean }) => {
-      const stats = await withFile(file, options, (db) => db.stats())
+      const stats = await withFile(file, options, (f) => f.db.stats())
       console.log(options.json === true ? JSON.stringify(stats, null, 2) : describeStats(stats))
     })
 }
@@ -51,6 +52,13 @@ function describeStats(s: Stats): string {
     ['crc32c', s.crc32c],
     ['statx DAX', s.statxDax === null ? 'unknown' : s.statxDax ? 'yes' : 'no'],
     ['block map', s.blockMapProblems.length === 0 ? 'ok' : `changed while open: ${s.blockMapProblems.join(', ')}`],
+    ['value encoding', recorded(s.encodings.recordedValue, DEFAULT_VALUE_ENCODING)],
+    ['key encoding', recorded(s.encodings.recordedKey, DEFAULT_KEY_ENCODING)],
   ]
-  return rows.map(([name, value]) => `${`${name}:`.padEnd(11)} ${value}`).join('\n')
+  return rows.map(([name, value]) => `${`${name}:`.padEnd(15)} ${value}`).join('\n')
+}
+
+/** What the file records (the CLI opens it as a raw view, so the encodings in use say nothing). */
+function recorded(encoding: string | null, fallback: string): string {
+  return encoding === null ? `not recorded (an older daxfile; open() uses ${fallback} unless told otherwise)` : `${encoding} (recorded)`
 }

@@ -19,8 +19,9 @@ export function modeOption(description = 'durability mode (default: auto, or $DA
   return new Option('--mode <mode>', description).choices(MODES)
 }
 
-export function encodingOption(choices: readonly ValueEncoding[], fallback: ValueEncoding = 'msgpack', note?: string): Option {
-  return new Option('--encoding <encoding>', 'value encoding').choices(choices).default(fallback, note)
+/** `--encoding`; without it, a command uses `fallback` (said in the help). */
+export function encodingOption(choices: readonly ValueEncoding[], fallback = 'the one the file records, else msgpack'): Option {
+  return new Option('--encoding <encoding>', `value encoding (default: ${fallback})`).choices(choices)
 }
 
 /** A parser of whole numbers in [min, max] for commander. */

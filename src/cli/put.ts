@@ -1,10 +1,11 @@
+import fs from 'node:fs'
 import type { Command } from 'commander'
-import type { ValueEncoding } from '../encoding.js'
+import { DEFAULT_VALUE_ENCODING, valueCodec } from '../encoding.js'
 import { withFile, type CreateOptions } from './files.js'
-import { WRITE_ENCODINGS, encodingOption, modeOption, type FileOptions } from './options.js'
+import { UsageError, WRITE_ENCODINGS, encodingOption, modeOption, type FileOptions } from './options.js'
 import { parseValue } from './values.js'
 
-/** `daxkv put <file> <key> <value>`: store a value (`--create` makes a new daxfile). */
+/** `daxkv put <file> <key> <value>`: store a value (`--create` makes a new daxfile, recording its encoding). */
 export function addPutCommand(cli: Command): void {
   cli
     .command('put')
@@ -16,8 +17,17 @@ export function addPutCommand(cli: Command): void {
     .option('--create', 'create the daxfile if it does not exist')
     .option('--size <size>', "size of a created daxfile, e.g. '64MiB'", '64MiB')
     .addOption(modeOption())
-    .action(async (file: string, key: string, text: string, options: FileOptions & CreateOptions & { encoding: ValueEncoding }) => {
-      const value = parseValue(text, options.encoding)
-      await withFile(file, options, (db) => db.put(key, value))
+    .action(async (file: string, key: string, text: string, options: FileOptions & CreateOptions) => {
+      // A value that is not JSON is refused before anything is opened or created, when the encoding is known without the file.
+      const known = options.encoding ?? (options.create === true && !fs.existsSync(file) ? DEFAULT_VALUE_ENCODING : undefined)
+      if (known !== undefined) parseValue(text, known)
+      await withFile(file, options, (f) => {
+        if (f.encoding === 'binary') throw new UsageError(`${file} records binary values, which daxkv put cannot type; --encoding utf8 stores the text's bytes`)
+        // The raw view stores what it is given; a value of another encoding than the file's is the user's explicit choice, but say what it means.
+        if (f.recorded !== undefined && f.recorded !== 'binary' && f.recorded !== f.encoding) {
+          console.error(`daxkv: warning: ${file} records ${f.recorded} values; this one is stored as ${f.encoding}, so reading it as ${f.recorded} fails (DAXKV_ENCODING) or does not give back what was put`)
+        }
+        return f.db.put(key, Buffer.from(valueCodec(f.encoding).encode(parseValue(text, f.encoding))))
+      })
     })
 }

@@ -4,8 +4,10 @@ import { formatSuperblocks } from '../engine/superblock-io.js'
 import type { CommitProtocol } from '../engine/writer.js'
 import { isZero } from '../format/batch.js'
 import { SUPERBLOCK_AREA_BYTES } from '../format/constants.js'
+import { assert } from '../errors.js'
 import { checkOptions, geometryOf, storeOptions, type OpenOptions } from '../options.js'
 import type { PersistenceDomain } from '../platform/domain.js'
+import { encodingCodesFor, encodingsAtOpen, type Encodings } from '../recorded-encodings.js'
 
 /** What only a test may change about the engine. */
 export interface EngineOverrides {
@@ -22,7 +24,17 @@ export interface EngineOverrides {
  */
 export function openOnDomain<V = any>(domain: PersistenceDomain, options: OpenOptions = {}, label = '(simulated)', overrides: EngineOverrides = {}): DaxKV<V> {
   checkOptions(options)
-  if (isZero(domain.view(0, SUPERBLOCK_AREA_BYTES), 0, SUPERBLOCK_AREA_BYTES)) formatSuperblocks(domain, geometryOf(options, domain.size))
-  const store = LogStore.open(domain, label, { ...storeOptions(options), ...(overrides.commit === undefined ? {} : { commit: overrides.commit }) })
-  return new DaxKV<V>(store, undefined, label, options)
+  if (isZero(domain.view(0, SUPERBLOCK_AREA_BYTES), 0, SUPERBLOCK_AREA_BYTES)) {
+    formatSuperblocks(domain, geometryOf(options, domain.size), encodingCodesFor(options))
+  }
+  let encodings: Encodings | undefined
+  const store = LogStore.open(domain, label, {
+    ...storeOptions(options),
+    beforeRecovery: (superblock) => {
+      encodings = encodingsAtOpen(superblock, options, label)
+    },
+    ...(overrides.commit === undefined ? {} : { commit: overrides.commit }),
+  })
+  assert(encodings !== undefined, 'the store was opened without its encodings decided')
+  return new DaxKV<V>(store, undefined, label, options, encodings)
 }

@@ -39,8 +39,11 @@ export function chooseGeometry(requestedBytes: number, segmentBytes?: number): G
   return { fileBytes, segmentBytes: segment }
 }
 
+/** What the public layer records in a new daxfile's superblock: the codes of its value and key encodings. */
+export type EncodingCodes = Pick<Superblock, 'valueEncodingCode' | 'keyEncodingCode'>
+
 /** Writes both superblock copies of a fresh daxfile and persists them. */
-export function formatSuperblocks(domain: PersistenceDomain, geometry: Geometry): Superblock {
+export function formatSuperblocks(domain: PersistenceDomain, geometry: Geometry, encodings: EncodingCodes): Superblock {
   const superblock: Superblock = {
     formatVersion: FORMAT_VERSION,
     flags: 0,
@@ -52,6 +55,8 @@ export function formatSuperblocks(domain: PersistenceDomain, geometry: Geometry)
     updateCounter: 1,
     createdMs: Date.now(),
     fileId: 1 + Math.floor(Math.random() * 0xffff_ffff_fffe),
+    valueEncodingCode: encodings.valueEncodingCode,
+    keyEncodingCode: encodings.keyEncodingCode,
   }
   for (const slot of [0, 1] as const) writeSuperblock(domain, superblock, slot)
   return superblock

@@ -29,12 +29,16 @@ import { readU64, writeU64 } from './u64.js'
  *  56  segmentsUsed u32, reserved u32 (zero)
  *  64  checkpointDigest: the recorded index checkpoint's crc32c u32 and
  *      length u64, then 4 zero bytes (all zero: none)
- *  80  reserved, zero (44 bytes)
+ *  80  valueEncoding u8, keyEncoding u8 (codes; 0: not recorded)
+ *  82  reserved, zero (42 bytes)
  * 124  crc32c u32 of bytes [0, 124)
  *
  * Format 1 is the first 64 bytes of this with version 1, `flags` zero and
  * the crc32c of bytes [0, 60) at 60. It is still read: flags 0, and
  * segmentsUsed and the digest unknown. Every copy written is format 2.
+ * Bytes 80 and 81 were reserved zeros in the first format 2 files, which
+ * therefore read as "not recorded"; the daxkv versions that wrote those
+ * files ignore the bytes, so recording encodings needed no new version.
  */
 export interface Superblock {
   readonly formatVersion: number
@@ -60,7 +64,25 @@ export interface Superblock {
    * when there is none.
    */
   readonly checkpointDigest: Uint8Array
+  /**
+   * The value encoding the store was created with, as an index into
+   * {@link VALUE_ENCODING_CODES}; 0 when not recorded (files created before
+   * daxkv recorded it, and format 1). Any byte decodes: the public layer
+   * refuses an open with a code it does not know.
+   */
+  readonly valueEncodingCode: number
+  /** The key encoding the store was created with, as an index into {@link KEY_ENCODING_CODES}; 0 when not recorded. */
+  readonly keyEncodingCode: number
 }
+
+/**
+ * Value encodings by the code byte 80 records for them. Code 0 is "not
+ * recorded"; a new encoding takes the next code, and a code never changes
+ * meaning.
+ */
+export const VALUE_ENCODING_CODES = [undefined, 'msgpack', 'json', 'utf8', 'binary'] as const
+/** Key encodings by the code byte 81 records for them; code 0 is "not recorded". */
+export const KEY_ENCODING_CODES = [undefined, 'utf8', 'binary'] as const
 
 /**
  * RELAXED: batches may have been appended without being made durable at
@@ -99,6 +121,8 @@ export function encodeSuperblock(sb: Superblock, crc32c: Crc32c): Buffer {
   writeU64(buf, 48, sb.fileId)
   buf.writeUInt32LE(sb.segmentsUsed, 56)
   buf.set(sb.checkpointDigest.subarray(0, CHECKPOINT_DIGEST_BYTES), 64)
+  buf.writeUInt8(sb.valueEncodingCode, 80)
+  buf.writeUInt8(sb.keyEncodingCode, 81)
   buf.writeUInt32LE(crc32c(buf, 0, SUPERBLOCK_BYTES - 4), SUPERBLOCK_BYTES - 4)
   return buf
 }
@@ -138,6 +162,8 @@ export function decodeSuperblock(buf: Buffer, crc32c: Crc32c): SuperblockCheck {
     fileId: readU64(buf, 48),
     segmentsUsed: v1 ? 0 : buf.readUInt32LE(56),
     checkpointDigest: v1 ? NO_DIGEST : new Uint8Array(buf.subarray(64, 64 + CHECKPOINT_DIGEST_BYTES)),
+    valueEncodingCode: v1 ? 0 : buf.readUInt8(80),
+    keyEncodingCode: v1 ? 0 : buf.readUInt8(81),
   }
   const { fileBytes, segmentBytes, segmentCount } = superblock
   const pow2 = segmentBytes > 0 && (segmentBytes & (segmentBytes - 1)) === 0
