@@ -23,11 +23,13 @@ describe('daxkv CLI', () => {
   it('put, get, scan, del, info and verify on a daxfile', () => {
     expect(daxkv('put', file, 'greeting', '"hello"', '--create', '--size', '1MiB')).toMatchObject({ status: 0 })
     expect(daxkv('put', file, 'config', '{"retries":3,"tags":["a","b"]}').status).toBe(0)
-    expect(daxkv('put', file, 'note', 'plain text', '--encoding', 'utf8').status).toBe(0)
+    // The file records msgpack values: a utf8 one would not read back, and is refused.
+    expect(daxkv('put', file, 'note', 'plain text', '--encoding', 'utf8').status).toBe(2)
+    expect(daxkv('put', file, 'note', '"plain text"').status).toBe(0)
     expect(daxkv('put', file, 'zzz', '42').status).toBe(0)
 
     expect(JSON.parse(daxkv('get', file, 'config').stdout)).toEqual({ retries: 3, tags: ['a', 'b'] })
-    expect(daxkv('get', file, 'note', '--encoding', 'utf8').stdout).toBe('plain text\n')
+    expect(daxkv('get', file, 'note').stdout).toBe('"plain text"\n')
     const wrong = daxkv('get', file, 'config', '--encoding', 'json')
     expect(wrong.status).toBe(1)
     expect(wrong.stderr).toMatch(/^daxkv: the value of "config" does not decode as json/)
@@ -79,11 +81,11 @@ describe('daxkv CLI', () => {
     expect(info.stdout).toMatch(/^value encoding: utf8 \(recorded\)$/m)
     expect(info.stdout).toMatch(/^key encoding: +utf8 \(recorded\)$/m)
     expect(JSON.parse(daxkv('info', utf8, '--json').stdout)).toMatchObject({ encodings: { recordedValue: 'utf8', recordedKey: 'utf8' } })
-    // A value of another encoding is the user's explicit choice, with a warning.
+    // A value of another encoding than the file records is refused before anything is written.
     const other = daxkv('put', utf8, 'n', '42', '--encoding', 'json')
-    expect(other.status).toBe(0)
-    expect(other.stderr).toContain('warning: ')
-    expect(other.stderr).toContain('records utf8 values; this one is stored as json')
+    expect(other.status).toBe(2)
+    expect(other.stderr).toContain('records utf8 values; a value stored as json would not read back (DAXKV_ENCODING). Use --encoding utf8')
+    expect(daxkv('get', utf8, 'n').status).toBe(1)
 
     recordEncodingCodes(utf8, 0, 0)
     expect(daxkv('info', utf8).stdout).toMatch(/^value encoding: not recorded \(an older daxfile; open\(\) uses msgpack unless told otherwise\)$/m)

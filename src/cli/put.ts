@@ -23,9 +23,11 @@ export function addPutCommand(cli: Command): void {
       if (known !== undefined) parseValue(text, known)
       await withFile(file, options, (f) => {
         if (f.encoding === 'binary') throw new UsageError(`${file} records binary values, which daxkv put cannot type; --encoding utf8 stores the text's bytes`)
-        // The raw view stores what it is given; a value of another encoding than the file's is the user's explicit choice, but say what it means.
+        // The command writes through a raw view, which would store any encoding: hold it to the file's, as open() does.
         if (f.recorded !== undefined && f.recorded !== 'binary' && f.recorded !== f.encoding) {
-          console.error(`daxkv: warning: ${file} records ${f.recorded} values; this one is stored as ${f.encoding}, so reading it as ${f.recorded} fails (DAXKV_ENCODING) or does not give back what was put`)
+          throw new UsageError(
+            `${file} records ${f.recorded} values; a value stored as ${f.encoding} would not read back (DAXKV_ENCODING). Use --encoding ${f.recorded}, or omit --encoding`,
+          )
         }
         return f.db.put(key, Buffer.from(valueCodec(f.encoding).encode(parseValue(text, f.encoding))))
       })
