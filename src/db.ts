@@ -255,6 +255,7 @@ export class DaxKV<V = any> {
       try {
         this.#queue.flush()
         this.#closed = true
+        this.#warnIfBlockMapChanged()
         try {
           this.#background.close()
         } finally {
@@ -272,6 +273,20 @@ export class DaxKV<V = any> {
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /**
+   * At close, the block map is checked once more (one FIEMAP call); a
+   * change from outside that broke the daxfile contract is said in a
+   * process warning, as nothing else of the store can be asked afterwards.
+   */
+  #warnIfBlockMapChanged(): void {
+    const problems = this.#checkBlockMap()
+    if (problems.length === 0) return
+    process.emitWarning(
+      `${this.path}: the daxfile's block map changed while it was open (${problems.join(', ')}), such as by a reflink copy; rewrite it as a private copy before the next open`,
+      { code: 'DAXKV_BLOCK_MAP' },
+    )
   }
 
   /** Checks the daxfile's block map again (FIEMAP); keeps the last answer when the check itself fails. */

@@ -49,6 +49,18 @@ describe('the block map changed while open', () => {
     await db.close()
   })
 
+  it.skipIf(!fiemapInTemp())(`${os.tmpdir()}: close() checks the block map once more and says what changed in a process warning`, async () => {
+    const file = path.join(tempDir(os.tmpdir()), 'db.dax')
+    const db = await open<string>(file, { size: '1MiB', segmentSize: '64KiB', mode: 'msync', valueEncoding: 'utf8', indexCheckpoint: false })
+    await db.put('k', 'v')
+    execFileSync('fallocate', ['--zero-range', '--offset', String(1024 * 1024 - 64 * 1024), '--length', String(64 * 1024), file])
+    const warned = new Promise<Error & { code?: string }>((resolve) => process.once('warning', resolve))
+    await db.close()
+    const warning = await warned
+    expect(warning.code).toBe('DAXKV_BLOCK_MAP')
+    expect(warning.message).toMatch(/block map changed while it was open \(\d+ unwritten extent/)
+  })
+
   const unavailable = xfsUnavailable()
   it.skipIf(unavailable !== undefined)(`xfs: a reflink copy of the live file makes its extents shared, which verify() reports${unavailable === undefined ? '' : ` (skipped: ${unavailable})`}`, async (context) => {
     const dir = tempDir(os.tmpdir())
